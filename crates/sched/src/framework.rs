@@ -9,8 +9,9 @@
 //! 3. **Score**: each score plugin gives each feasible node an integer score;
 //!    **NormalizeScore** may then rescale the plugin's list. Scores must end in
 //!    `0..=MAX_NODE_SCORE`; the framework multiplies each by the plugin's weight and sums.
-//! 4. **Select**: the node with the highest total; ties are broken uniformly at random,
-//!    as kube-scheduler's `selectHost` does.
+//! 4. **Select**: the node with the highest total; ties are broken by the scheduler's
+//!    [`TieBreak`]: uniformly at random, as upstream kube-scheduler's `selectHost` does,
+//!    or by a fixed node order, as the FGD paper's simulator does.
 //! 5. **Reserve**: the profile's one reserve plugin picks the physical GPUs on the chosen
 //!    node (the role open-gpu-share's Reserve plays for the FGD simulator).
 //!
@@ -219,6 +220,18 @@ fn fmt_reasons(reasons: &[(Rejection, usize)]) -> String {
         .join(", ")
 }
 
+/// How the scheduler picks among nodes with the same highest total score.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TieBreak {
+    /// Uniformly at random (upstream kube-scheduler's `selectHost`).
+    Uniform,
+    /// The node with the lowest rank, `rank[node index]`. The FGD paper's simulator
+    /// prefixes node names with a random permutation per run and takes the
+    /// lexicographically smallest name among ties: a rank from a random permutation
+    /// reproduces that. Ranks must be distinct and cover every node.
+    Rank(std::sync::Arc<[u32]>),
+}
+
 /// Runs scheduling cycles for one [`Profile`].
 ///
 /// Deterministic: the same profile, cluster state, pod and RNG state always give the
@@ -226,20 +239,28 @@ fn fmt_reasons(reasons: &[(Rejection, usize)]) -> String {
 /// placement with [`ClusterState::assume`].
 pub struct Scheduler {
     profile: Profile,
+    tie_break: TieBreak,
     cycle: CycleState,
     totals: Vec<i64>,
     plugin_scores: Vec<NodeScore>,
 }
 
 impl Scheduler {
-    /// A scheduler running `profile`.
+    /// A scheduler running `profile`, breaking ties uniformly at random.
     pub fn new(profile: Profile) -> Self {
         Scheduler {
             profile,
+            tie_break: TieBreak::Uniform,
             cycle: CycleState::default(),
             totals: Vec::new(),
             plugin_scores: Vec::new(),
         }
+    }
+
+    /// Sets how ties between best nodes are broken.
+    pub fn with_tie_break(mut self, tie_break: TieBreak) -> Self {
+        self.tie_break = tie_break;
+        self
     }
 
     /// The profile.
@@ -313,7 +334,11 @@ impl Scheduler {
                     *t += s.score * weight;
                 }
             }
-            feasible[select_host(&self.totals, rng)]
+            let best = match &self.tie_break {
+                TieBreak::Uniform => select_host(&self.totals, rng),
+                TieBreak::Rank(rank) => select_host_by_rank(&self.totals, &feasible, rank),
+            };
+            feasible[best]
         };
 
         match self.profile.reserve.reserve(&self.cycle, pod, &chosen, rng) {
@@ -327,6 +352,23 @@ impl Scheduler {
             }),
         }
     }
+}
+
+/// Index of the highest total, ties broken by the lowest `rank` of the node.
+///
+/// # Panics
+/// If `totals` is empty, or `rank` has no entry for a node.
+pub fn select_host_by_rank(totals: &[i64], nodes: &[NodeInfo<'_>], rank: &[u32]) -> usize {
+    let mut best = 0;
+    for i in 1..totals.len() {
+        if totals[i] > totals[best]
+            || (totals[i] == totals[best]
+                && rank[nodes[i].id.index()] < rank[nodes[best].id.index()])
+        {
+            best = i;
+        }
+    }
+    best
 }
 
 /// Index of the highest total, ties broken uniformly at random (the same distribution

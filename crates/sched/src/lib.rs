@@ -38,6 +38,6 @@ pub mod state;
 
 pub use framework::{
     CycleState, FilterPlugin, NodeScore, Plugin, PreScorePlugin, Profile, Rejection, ReservePlugin,
-    ScheduleError, Scheduler, ScorePlugin, MAX_NODE_SCORE, MIN_NODE_SCORE,
+    ScheduleError, Scheduler, ScorePlugin, TieBreak, MAX_NODE_SCORE, MIN_NODE_SCORE,
 };
 pub use state::{AssumeError, ClusterState, GpuSet, NodeId, NodeInfo, NodeState, Placement};

@@ -1,0 +1,122 @@
+//! Property tests of every policy through a full scheduler: random small clusters and
+//! random arrival/departure sequences, checked against an independent model of usage
+//! (recomputed from the recorded placements) and a brute-force fit check.
+
+#[path = "../../sched/tests/common/shadow.rs"]
+mod shadow;
+
+use std::sync::Arc;
+
+use mlplane_model::{Cluster, Pod};
+use mlplane_policies::fgd::DEFAULT_POPULARITY;
+use mlplane_policies::{profile, Policy, PolicyContext, TypicalPods};
+use mlplane_sched::{ClusterState, Placement, ScheduleError, Scheduler};
+use proptest::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use shadow::*;
+
+const CASES: u32 = 64;
+
+/// Runs `events` under `policy`, checking after every event. Returns how many pods were
+/// placed and refused.
+fn run(policy: Policy, cluster: &Arc<Cluster>, events: &[Event], seed: u64) -> (usize, usize) {
+    let arrivals: Vec<Pod> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Arrive(p) => Some(p.clone()),
+            Event::Depart(_) => None,
+        })
+        .collect();
+    let typical = Arc::new(TypicalPods::from_workload(&arrivals, DEFAULT_POPULARITY));
+    let ctx = PolicyContext::new(cluster, typical);
+    let mut sched = Scheduler::new(profile(policy, &ctx));
+    let mut st = ClusterState::new(cluster.clone());
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut live: Vec<(Pod, Placement)> = Vec::new();
+    let (mut placed, mut refused) = (0, 0);
+    for ev in events {
+        match ev {
+            Event::Arrive(pod) => {
+                let u = usage(cluster, &live);
+                let fits = fits_anywhere(cluster, &u, pod);
+                match sched.schedule(&st, pod, &mut rng) {
+                    Ok(p) => {
+                        assert!(fits, "{policy}: {pod:?} placed at {p:?} but fits nowhere");
+                        check_shape(cluster, pod, p);
+                        assert_eq!(
+                            valid(cluster, &u, pod, p),
+                            Ok(()),
+                            "{policy}: {pod:?} {p:?}"
+                        );
+                        if let Err(e) = st.assume(pod, p) {
+                            panic!("{policy}: assume({pod:?}, {p:?}) refused: {e}");
+                        }
+                        live.push((pod.clone(), p));
+                        placed += 1;
+                    }
+                    Err(ScheduleError::Unschedulable { .. }) => {
+                        assert!(!fits, "{policy}: {pod:?} unschedulable but fits");
+                        refused += 1;
+                    }
+                    Err(e) => panic!("{policy}: {pod:?}: {e}"),
+                }
+            }
+            Event::Depart(k) => {
+                if !live.is_empty() {
+                    let (pod, p) = live.remove(k % live.len());
+                    st.forget(&pod, p);
+                }
+            }
+        }
+        check_state(&st, &live);
+    }
+    (placed, refused)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+    /// Every policy: `assume` accepts every placement, nothing is over-committed, the
+    /// state matches the recorded placements, placements have the requested GPU count,
+    /// and a pod is refused only when no node can hold it.
+    #[test]
+    fn every_policy_keeps_the_invariants(
+        cluster in arb_cluster(),
+        events in arb_events(30),
+        seed in any::<u64>(),
+    ) {
+        for policy in Policy::ALL {
+            run(policy, &cluster, &events, seed);
+        }
+    }
+
+    /// The same placements for the same seed: a cycle is deterministic.
+    #[test]
+    fn every_policy_is_deterministic(
+        cluster in arb_cluster(),
+        events in arb_events(15),
+        seed in any::<u64>(),
+    ) {
+        for policy in Policy::ALL {
+            let pods: Vec<Pod> = events.iter().filter_map(|e| match e {
+                Event::Arrive(p) => Some(p.clone()),
+                Event::Depart(_) => None,
+            }).collect();
+            let ctx = PolicyContext::new(&cluster, Arc::new(TypicalPods::from_workload(&pods, DEFAULT_POPULARITY)));
+            let place_all = || {
+                let mut sched = Scheduler::new(profile(policy, &ctx));
+                let mut st = ClusterState::new(cluster.clone());
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                pods.iter().map(|pod| {
+                    let r = sched.schedule(&st, pod, &mut rng).ok();
+                    if let Some(p) = r {
+                        st.assume(pod, p).expect("assume");
+                    }
+                    r
+                }).collect::<Vec<_>>()
+            };
+            prop_assert_eq!(place_all(), place_all(), "{}", policy);
+        }
+    }
+}

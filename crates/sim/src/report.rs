@@ -1,0 +1,291 @@
+//! Reports of a sweep: a terminal table, a CSV of every point, a JSON summary, and an
+//! SVG plot of allocation ratio against arrived demand. This module owns those formats.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+use serde::Serialize;
+
+use crate::sweep::Sweep;
+
+/// Arrival percentages shown in the terminal table (those above the maximum are left out).
+pub const TABLE_COLUMNS: &[u32] = &[50, 80, 90, 100, 110, 120, 130];
+
+/// An error writing a report file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct ReportError {
+    /// The file.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// One row of the CSV and of `--json`'s `results`.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ResultRow {
+    /// Policy name.
+    pub policy: String,
+    /// Seed.
+    pub seed: u64,
+    /// Arrived GPU demand, percent of capacity.
+    pub arrival_pct: u32,
+    /// Allocated GPUs, percent of capacity.
+    pub allocation_pct: f64,
+    /// Unallocated GPUs.
+    pub unallocated_gpus: f64,
+}
+
+/// Every point of every run.
+pub fn rows(sweep: &Sweep) -> Vec<ResultRow> {
+    sweep
+        .runs
+        .iter()
+        .flat_map(|r| {
+            r.points.iter().map(move |p| ResultRow {
+                policy: r.policy.name().to_string(),
+                seed: r.seed,
+                arrival_pct: p.arrival_pct,
+                allocation_pct: round2(p.allocation_pct),
+                unallocated_gpus: round2(p.unallocated_gpus),
+            })
+        })
+        .collect()
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Per-policy summary for the JSON report.
+#[derive(Clone, Debug, Serialize)]
+pub struct PolicySummary {
+    /// Policy name.
+    pub policy: String,
+    /// Mean allocation percentage at each table column.
+    pub allocation_pct: std::collections::BTreeMap<u32, f64>,
+    /// Standard deviation over seeds at each table column.
+    pub allocation_std: std::collections::BTreeMap<u32, f64>,
+    /// Mean unallocated GPUs at each table column.
+    pub unallocated_gpus: std::collections::BTreeMap<u32, f64>,
+    /// Mean pods that could not be placed.
+    pub failed_pods: f64,
+}
+
+/// Description of the input, for the JSON summary.
+#[derive(Clone, Debug, Serialize)]
+pub struct InputInfo {
+    /// Where the cluster came from (a path or `built-in`).
+    pub nodes_source: String,
+    /// Where the workload came from.
+    pub pods_source: String,
+    /// Number of nodes.
+    pub nodes: usize,
+    /// Number of GPUs.
+    pub gpus: u64,
+    /// Number of pods in the workload (before inflation).
+    pub pods: usize,
+}
+
+/// The JSON summary of a sweep.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// The input.
+    pub input: InputInfo,
+    /// Seeds run.
+    pub seeds: Vec<u64>,
+    /// Maximum arrival percentage.
+    pub max_arrival_pct: u32,
+    /// One entry per policy.
+    pub policies: Vec<PolicySummary>,
+}
+
+/// Builds the summary of a sweep.
+pub fn summary(sweep: &Sweep, input: InputInfo) -> Summary {
+    let cols = columns(sweep.max_arrival_pct);
+    let policies = sweep
+        .policies()
+        .into_iter()
+        .map(|p| {
+            let stats = sweep.stats(p);
+            let pick = |f: &dyn Fn(&crate::sweep::Stat) -> f64| {
+                cols.iter()
+                    .map(|&c| (c, round2(f(&stats[c as usize - 1]))))
+                    .collect()
+            };
+            PolicySummary {
+                policy: p.name().to_string(),
+                allocation_pct: pick(&|s| s.allocation_mean),
+                allocation_std: pick(&|s| s.allocation_std),
+                unallocated_gpus: pick(&|s| s.unallocated_mean),
+                failed_pods: round2(sweep.failed_mean(p)),
+            }
+        })
+        .collect();
+    Summary {
+        input,
+        seeds: sweep.seeds(),
+        max_arrival_pct: sweep.max_arrival_pct,
+        policies,
+    }
+}
+
+fn columns(max: u32) -> Vec<u32> {
+    let mut c: Vec<u32> = TABLE_COLUMNS
+        .iter()
+        .copied()
+        .filter(|&c| c <= max)
+        .collect();
+    if !c.contains(&max) {
+        c.push(max);
+    }
+    c
+}
+
+/// The terminal table: one row per policy, the mean allocation percentage at each
+/// column of [`TABLE_COLUMNS`] (and the maximum), then mean failed pods.
+pub fn table(sweep: &Sweep) -> String {
+    let cols = columns(sweep.max_arrival_pct);
+    let mut s = String::new();
+    let _ = write!(s, "{:<16}", "policy \\ arrival");
+    for c in &cols {
+        let _ = write!(s, "{:>8}", format!("{c}%"));
+    }
+    let _ = writeln!(s, "{:>10}", "failed");
+    for p in sweep.policies() {
+        let stats = sweep.stats(p);
+        let _ = write!(s, "{:<16}", p.name());
+        for &c in &cols {
+            let _ = write!(s, "{:>8.2}", stats[c as usize - 1].allocation_mean);
+        }
+        let _ = writeln!(s, "{:>10.1}", sweep.failed_mean(p));
+    }
+    s
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename.
+///
+/// # Errors
+/// [`ReportError`] naming the file if writing or renaming fails.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    let err = |e: std::io::Error| ReportError {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| ReportError {
+        path: path.to_path_buf(),
+        message: "not a file path".into(),
+    })?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let mut f = std::fs::File::create(&tmp).map_err(err)?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        err(e)
+    })?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        err(e)
+    })
+}
+
+/// The CSV of every point: `policy,seed,arrival_pct,allocation_pct,unallocated_gpus`.
+pub fn csv(sweep: &Sweep) -> String {
+    let mut s = String::from("policy,seed,arrival_pct,allocation_pct,unallocated_gpus\n");
+    for r in rows(sweep) {
+        let _ = writeln!(
+            s,
+            "{},{},{},{:.2},{:.2}",
+            r.policy, r.seed, r.arrival_pct, r.allocation_pct, r.unallocated_gpus
+        );
+    }
+    s
+}
+
+/// An SVG plot of mean allocation ratio against arrived GPU demand, one curve per
+/// policy, with the `allocation = arrival` line for reference.
+///
+/// # Errors
+/// A message if plotting fails (it draws into memory, so only on a plotting bug).
+pub fn plot_svg(sweep: &Sweep, title: &str) -> Result<String, String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 600)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let max = sweep.max_arrival_pct as f64;
+        let policies = sweep.policies();
+        let all: Vec<Vec<(f64, f64)>> = policies
+            .iter()
+            .map(|&p| {
+                sweep
+                    .stats(p)
+                    .iter()
+                    .map(|s| (f64::from(s.arrival_pct), s.allocation_mean))
+                    .collect()
+            })
+            .collect();
+        let ymax = all
+            .iter()
+            .flatten()
+            .map(|p| p.1)
+            .fold(0.0, f64::max)
+            .max(10.0);
+        let xmin = (max * 0.5).floor();
+        let ymin = all
+            .iter()
+            .flatten()
+            .filter(|p| p.0 >= xmin)
+            .map(|p| p.1)
+            .fold(f64::INFINITY, f64::min)
+            .min(xmin);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(xmin..max, (ymin - 1.0).floor()..(ymax + 1.0).ceil())
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("arrived GPU demand (% of cluster GPUs)")
+            .y_desc("GPU allocation ratio (%)")
+            .draw()
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(LineSeries::new([(xmin, xmin), (max, max)], BLACK.mix(0.3)))
+            .map_err(|e| e.to_string())?
+            .label("allocation = arrival")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.3)));
+        for (i, (p, pts)) in policies.iter().zip(all).enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            chart
+                .draw_series(LineSeries::new(
+                    pts.into_iter().filter(|q| q.0 >= xmin),
+                    color.stroke_width(2),
+                ))
+                .map_err(|e| e.to_string())?
+                .label(p.name())
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
