@@ -45,7 +45,7 @@ struct SimulateArgs {
     /// GpuPacking, BestFit, FGD, LeastAllocated, MostAllocated.
     #[arg(long, value_name = "NAME[,NAME...]", default_value = "all")]
     policy: String,
-    /// Run N seeds: 42, 43, ... (the paper's experiments use 42..=51).
+    /// Run N seeds: 42, 43, ... (the paper's experiments use 42..=51). Default: 3.
     #[arg(long, value_name = "N", conflicts_with = "seed")]
     seeds: Option<u64>,
     /// Run this one seed.
@@ -99,7 +99,7 @@ fn simulate(args: SimulateArgs) -> Result<()> {
         (Some(s), _) => vec![s],
         (None, Some(0)) => bail!("--seeds must be at least 1"),
         (None, Some(n)) => (42..42 + n).collect(),
-        (None, None) => vec![42],
+        (None, None) => vec![42, 43, 44],
     };
     if args.max_arrival == 0 {
         bail!("--max-arrival must be at least 1");

@@ -123,6 +123,17 @@ impl GpuRequest {
         }
     }
 
+    /// True if the request is well formed: `Whole(n)` with `n` in `1..=MAX_GPUS_PER_POD`,
+    /// `Shared(m)` with `m` in `1..=999`. [`GpuRequest::from_trace`] only builds valid
+    /// requests; the scheduler refuses invalid ones.
+    pub fn is_valid(self) -> bool {
+        match self {
+            GpuRequest::None => true,
+            GpuRequest::Whole(n) => (1..=MAX_GPUS_PER_POD).contains(&n),
+            GpuRequest::Shared(m) => m >= 1 && u32::from(m) < GPU_MILLI,
+        }
+    }
+
     /// Number of physical GPUs touched: 0, `n` or 1.
     pub fn gpu_count(self) -> u8 {
         match self {
@@ -417,6 +428,13 @@ mod tests {
         assert!(GpuRequest::from_trace(1, 1001).is_err());
         assert!(GpuRequest::from_trace(1, 0).is_err());
         assert!(GpuRequest::from_trace(0, 5).is_err());
+        for (n, m) in [(0, 0), (1, 1000), (8, 1000), (1, 1), (1, 999)] {
+            assert!(GpuRequest::from_trace(n, m).unwrap().is_valid());
+        }
+        assert!(!GpuRequest::Whole(0).is_valid());
+        assert!(!GpuRequest::Whole(9).is_valid());
+        assert!(!GpuRequest::Shared(0).is_valid());
+        assert!(!GpuRequest::Shared(1000).is_valid());
     }
 
     #[test]

@@ -10,17 +10,31 @@ use std::sync::Arc;
 use mlplane_model::{Cluster, Pod};
 use mlplane_policies::fgd::DEFAULT_POPULARITY;
 use mlplane_policies::{profile, Policy, PolicyContext, TypicalPods};
-use mlplane_sched::{ClusterState, Placement, ScheduleError, Scheduler};
+use mlplane_sched::{ClusterState, Placement, ScheduleError, Scheduler, TieBreak};
 use proptest::prelude::*;
+use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use shadow::*;
 
 const CASES: u32 = 64;
 
+/// Both tie-breaks: uniform, and a node rank from a permutation drawn from `seed`.
+fn tie_breaks(nodes: usize, seed: u64) -> [TieBreak; 2] {
+    let mut rank: Vec<u32> = (0..nodes as u32).collect();
+    rank.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0x5eed));
+    [TieBreak::Uniform, TieBreak::Rank(rank.into())]
+}
+
 /// Runs `events` under `policy`, checking after every event. Returns how many pods were
 /// placed and refused.
-fn run(policy: Policy, cluster: &Arc<Cluster>, events: &[Event], seed: u64) -> (usize, usize) {
+fn run(
+    policy: Policy,
+    tie_break: TieBreak,
+    cluster: &Arc<Cluster>,
+    events: &[Event],
+    seed: u64,
+) -> (usize, usize) {
     let arrivals: Vec<Pod> = events
         .iter()
         .filter_map(|e| match e {
@@ -30,7 +44,7 @@ fn run(policy: Policy, cluster: &Arc<Cluster>, events: &[Event], seed: u64) -> (
         .collect();
     let typical = Arc::new(TypicalPods::from_workload(&arrivals, DEFAULT_POPULARITY));
     let ctx = PolicyContext::new(cluster, typical);
-    let mut sched = Scheduler::new(profile(policy, &ctx));
+    let mut sched = Scheduler::new(profile(policy, &ctx)).with_tie_break(tie_break);
     let mut st = ClusterState::new(cluster.clone());
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut live: Vec<(Pod, Placement)> = Vec::new();
@@ -74,6 +88,30 @@ fn run(policy: Policy, cluster: &Arc<Cluster>, events: &[Event], seed: u64) -> (
     (placed, refused)
 }
 
+/// Places `pods` in order (no departures) and returns the placements.
+fn place_all(
+    policy: Policy,
+    tie_break: TieBreak,
+    cluster: &Arc<Cluster>,
+    pods: &[Pod],
+    seed: u64,
+) -> Vec<Option<Placement>> {
+    let typical = TypicalPods::from_workload(pods, DEFAULT_POPULARITY);
+    let ctx = PolicyContext::new(cluster, Arc::new(typical));
+    let mut sched = Scheduler::new(profile(policy, &ctx)).with_tie_break(tie_break);
+    let mut st = ClusterState::new(cluster.clone());
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    pods.iter()
+        .map(|pod| {
+            let r = sched.schedule(&st, pod, &mut rng).ok();
+            if let Some(p) = r {
+                st.assume(pod, p).expect("assume");
+            }
+            r
+        })
+        .collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(CASES))]
 
@@ -87,36 +125,33 @@ proptest! {
         seed in any::<u64>(),
     ) {
         for policy in Policy::ALL {
-            run(policy, &cluster, &events, seed);
+            for tb in tie_breaks(cluster.nodes().len(), seed) {
+                run(policy, tb, &cluster, &events, seed);
+            }
         }
     }
 
-    /// The same placements for the same seed: a cycle is deterministic.
+    /// The same placements for the same seed: a cycle is deterministic (under both
+    /// tie-breaks).
     #[test]
     fn every_policy_is_deterministic(
         cluster in arb_cluster(),
         events in arb_events(15),
         seed in any::<u64>(),
     ) {
-        for policy in Policy::ALL {
-            let pods: Vec<Pod> = events.iter().filter_map(|e| match e {
+        let pods: Vec<Pod> = events
+            .iter()
+            .filter_map(|e| match e {
                 Event::Arrive(p) => Some(p.clone()),
                 Event::Depart(_) => None,
-            }).collect();
-            let ctx = PolicyContext::new(&cluster, Arc::new(TypicalPods::from_workload(&pods, DEFAULT_POPULARITY)));
-            let place_all = || {
-                let mut sched = Scheduler::new(profile(policy, &ctx));
-                let mut st = ClusterState::new(cluster.clone());
-                let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                pods.iter().map(|pod| {
-                    let r = sched.schedule(&st, pod, &mut rng).ok();
-                    if let Some(p) = r {
-                        st.assume(pod, p).expect("assume");
-                    }
-                    r
-                }).collect::<Vec<_>>()
-            };
-            prop_assert_eq!(place_all(), place_all(), "{}", policy);
+            })
+            .collect();
+        for policy in Policy::ALL {
+            for tb in tie_breaks(cluster.nodes().len(), seed) {
+                let first = place_all(policy, tb.clone(), &cluster, &pods, seed);
+                let again = place_all(policy, tb.clone(), &cluster, &pods, seed);
+                prop_assert_eq!(first, again, "{} {:?}", policy, tb);
+            }
         }
     }
 }

@@ -360,7 +360,7 @@ fn best_fit_raw_and_normalized() {
         &pod(64_000, Whole(2)),
         &[
             // cpu=64000/128000*0.5=0.25, gpu=6000/8000*0.5=0.375, (1-0.625)*100=37.5 -> 37
-            37, // cpu=0, gpu=0: 100
+            37,  // cpu=0, gpu=0: 100
             100, // cpu=32000/128000*0.5=0.125, gpu=2000/8000*0.5=0.125, (1-0.25)*100=75
             75,
         ],
@@ -435,11 +435,12 @@ fn check_kube(state: &ClusterState, pod: &Pod, want: &[(usize, i64, i64)]) {
 }
 
 /// n0: 10 cores, 30000 MiB, 4 GPUs, running (2000m, 6000 MiB, 1 GPU);
-/// n1: CPU-only, 8 cores, 16000 MiB.
+/// n1: CPU-only, 8 cores, 16000 MiB; n2: 4 cores, 4000 MiB, 1 GPU.
 fn kube_cluster() -> ClusterState {
     let mut st = state(vec![
         node("n0", 10_000, 30_000, 4),
         node("n1", 8000, 16_000, 0),
+        node("n2", 4000, 4000, 1),
     ]);
     place(&mut st, &Pod::new("u", 2000, 6000, Whole(1)), 0, &[0]);
     st
@@ -458,6 +459,21 @@ fn kube_allocated_gpu_pod() {
             // cpu 3000*100/10000=30; mem 10500*100/30000=35; gpu 1500*100/4000=37;
             // (30+35+37)/3=102/3=34
             34,
+        )],
+    );
+}
+
+#[test]
+fn kube_allocated_truncates_each_resource() {
+    check_kube(
+        &kube_cluster(),
+        &Pod::new("p", 1000, 2000, Shared(1)),
+        &[(
+            2,
+            // cpu q=1000: 3000*100/4000=75; mem q=2000: 2000*100/4000=50;
+            // gpu q=1: 999*100/1000=99.9 -> 99; (75+50+99)/3=224/3=74
+            74, // 25; 50; 1*100/1000=0.1 -> 0; (25+50+0)/3=75/3=25
+            25,
         )],
     );
 }

@@ -76,7 +76,8 @@ impl FilterPlugin for GpuModelFit {
 
 /// Rejects nodes whose GPUs cannot hold the request: a share needs one GPU with
 /// enough free milli-GPU; `n` whole GPUs need `n` entirely free GPUs (the
-/// open-gpu-share filter the FGD simulator uses).
+/// open-gpu-share filter the FGD simulator uses). A malformed request
+/// ([`GpuRequest::is_valid`]) fits nowhere.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct GpuFit;
 
@@ -88,6 +89,12 @@ impl Plugin for GpuFit {
 
 impl FilterPlugin for GpuFit {
     fn filter(&self, _: &CycleState, pod: &Pod, node: &NodeInfo<'_>) -> Result<(), Rejection> {
+        if !pod.gpu.is_valid() {
+            return Err(Rejection {
+                plugin: self.name(),
+                reason: "invalid GPU request",
+            });
+        }
         if node.state.gpu_fits(pod.gpu) {
             Ok(())
         } else {

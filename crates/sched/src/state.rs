@@ -318,7 +318,8 @@ impl ClusterState {
     /// # Errors
     /// [`AssumeError`] if the node lacks CPU, memory or GPU capacity, the GPU set does
     /// not match the request (a share on exactly one GPU, `n` whole GPUs on `n` distinct
-    /// entirely free GPUs), or the model is not allowed. The state is then unchanged.
+    /// entirely free GPUs), the request is malformed ([`GpuRequest::is_valid`]), or
+    /// the model is not allowed. The state is then unchanged.
     pub fn assume(&mut self, pod: &Pod, placement: Placement) -> Result<(), AssumeError> {
         let idx = placement.node.index();
         let node = self
@@ -353,6 +354,11 @@ impl ClusterState {
             req: pod.gpu,
             why,
         };
+        if !pod.gpu.is_valid() {
+            return Err(gpu_err(
+                "the request is malformed (whole GPUs must be 1..=8, a share 1..=999 milli)",
+            ));
+        }
         if placement.gpus.len() != usize::from(pod.gpu.gpu_count()) {
             return Err(gpu_err("the number of GPUs differs from the request"));
         }

@@ -34,7 +34,9 @@ fn node_with_free(free: &[u16]) -> ClusterState {
     let mut st = ClusterState::new(Arc::new(cluster));
     for (g, &f) in free.iter().enumerate() {
         if f < 1000 {
-            let used = Pod::new("u", 0, 0, Shared(1000 - f));
+            // A fully used GPU is one whole GPU; a share is 1..=999 milli.
+            let req = if f == 0 { Whole(1) } else { Shared(1000 - f) };
+            let used = Pod::new("u", 0, 0, req);
             st.assume(
                 &used,
                 Placement {

@@ -211,6 +211,20 @@ pub fn csv(sweep: &Sweep) -> String {
     s
 }
 
+/// Line colours (Tableau 10), one per policy in order.
+const PALETTE: [(u8, u8, u8); 10] = [
+    (78, 121, 167),
+    (242, 142, 43),
+    (225, 87, 89),
+    (118, 183, 178),
+    (89, 161, 79),
+    (237, 201, 72),
+    (176, 122, 161),
+    (255, 157, 167),
+    (156, 117, 95),
+    (186, 176, 172),
+];
+
 /// An SVG plot of mean allocation ratio against arrived GPU demand, one curve per
 /// policy, with the `allocation = arrival` line for reference.
 ///
@@ -247,12 +261,13 @@ pub fn plot_svg(sweep: &Sweep, title: &str) -> Result<String, String> {
             .map(|p| p.1)
             .fold(f64::INFINITY, f64::min)
             .min(xmin);
+        let (y0, y1) = ((ymin - 1.0).floor(), (ymax + 1.0).ceil());
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 22))
             .margin(15)
             .x_label_area_size(45)
             .y_label_area_size(60)
-            .build_cartesian_2d(xmin..max, (ymin - 1.0).floor()..(ymax + 1.0).ceil())
+            .build_cartesian_2d(xmin..max, y0..y1)
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
@@ -261,12 +276,16 @@ pub fn plot_svg(sweep: &Sweep, title: &str) -> Result<String, String> {
             .draw()
             .map_err(|e| e.to_string())?;
         chart
-            .draw_series(LineSeries::new([(xmin, xmin), (max, max)], BLACK.mix(0.3)))
+            .draw_series(LineSeries::new(
+                [(xmin.max(y0), xmin.max(y0)), (max.min(y1), max.min(y1))],
+                BLACK.mix(0.3),
+            ))
             .map_err(|e| e.to_string())?
             .label("allocation = arrival")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.3)));
         for (i, (p, pts)) in policies.iter().zip(all).enumerate() {
-            let color = Palette99::pick(i).to_rgba();
+            let (r, g, b) = PALETTE[i % PALETTE.len()];
+            let color = RGBColor(r, g, b).to_rgba();
             chart
                 .draw_series(LineSeries::new(
                     pts.into_iter().filter(|q| q.0 >= xmin),

@@ -129,7 +129,7 @@ pub fn cluster(nodes: usize, seed: u64) -> Cluster {
 
 /// A synthetic workload of `pods` pods following [`POD_CLASSES`] and [`POD_SHAPES`].
 pub fn workload(pods: usize, seed: u64) -> Vec<Pod> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_9075);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x005e_ed0f_9075);
     let classes = WeightedIndex::new(POD_CLASSES.iter().map(|c| c.2)).expect("positive weights");
     let per_class: Vec<(Vec<usize>, WeightedIndex<u32>)> = POD_CLASSES
         .iter()
@@ -164,6 +164,23 @@ pub fn default_input(seed: u64) -> (Cluster, Vec<Pod>) {
     (c, workload(pods, seed))
 }
 
+/// `times` copies of `cluster`'s nodes (names suffixed `-rN`), for scaling studies.
+///
+/// # Panics
+/// If `times` is 0.
+pub fn replicate(cluster: &Cluster, times: usize) -> Cluster {
+    assert!(times > 0, "replicate needs at least one copy");
+    let nodes = (0..times)
+        .flat_map(|r| {
+            cluster.nodes().iter().map(move |n| Node {
+                name: format!("{}-r{r}", n.name),
+                ..n.clone()
+            })
+        })
+        .collect();
+    Cluster::new(cluster.models().to_vec(), nodes).expect("copies of a valid cluster are valid")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +196,15 @@ mod tests {
             6212
         );
         assert_eq!(POD_CLASSES.iter().map(|c| c.2).sum::<u32>(), 8152);
+    }
+
+    #[test]
+    fn replicate_multiplies_nodes_and_gpus() {
+        let c = cluster(10, 3);
+        let r = replicate(&c, 10);
+        assert_eq!(r.nodes().len(), 100);
+        assert_eq!(r.gpu_count(), 10 * c.gpu_count());
+        assert_eq!(r.nodes()[10].name, format!("{}-r1", c.nodes()[0].name));
     }
 
     #[test]
