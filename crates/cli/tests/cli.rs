@@ -1,0 +1,184 @@
+//! The `mlplane` binary as a user runs it: exit codes, messages, `--json`, `--out`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn mlplane(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mlplane"))
+        .args(args)
+        .output()
+        .expect("run mlplane")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mlplane-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+const NODES: &str =
+    "sn,cpu_milli,memory_mib,gpu,model\nn0,64000,262144,2,T4\nn1,64000,262144,4,T4\n";
+const PODS: &str = "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\na,8000,16384,1,1000,\nb,4000,8192,1,500,\nc,4000,8192,0,0,\nd,16000,32768,2,1000,T4\n";
+
+#[test]
+fn json_has_a_row_for_every_policy_seed_and_percentage() {
+    let d = tmp("json");
+    let (n, p) = (write(&d, "n.csv", NODES), write(&d, "p.csv", PODS));
+    let out = mlplane(&[
+        "simulate",
+        "--nodes",
+        &n,
+        "--pods",
+        &p,
+        "--policy",
+        "fgd,BestFit",
+        "--seeds",
+        "2",
+        "--max-arrival",
+        "120",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    let rows = v["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 2 * 2 * 120);
+    let first = &rows[0];
+    assert_eq!(first["policy"], "FGD");
+    assert_eq!(first["seed"], 42);
+    assert_eq!(first["arrival_pct"], 1);
+    for key in ["allocation_pct", "unallocated_gpus"] {
+        assert!(first[key].is_number(), "{key}");
+    }
+    let last = &rows[rows.len() - 1];
+    assert_eq!(
+        (
+            last["policy"].as_str(),
+            last["seed"].as_u64(),
+            last["arrival_pct"].as_u64()
+        ),
+        (Some("BestFit"), Some(43), Some(120))
+    );
+    // 6 GPUs: allocation can never exceed them.
+    for r in rows {
+        let a = r["allocation_pct"].as_f64().unwrap();
+        let u = r["unallocated_gpus"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&a));
+        assert!((a / 100.0 * 6.0 + u - 6.0).abs() < 0.02, "{r}");
+    }
+}
+
+#[test]
+fn out_writes_csv_json_and_svg() {
+    let d = tmp("out");
+    let (n, p) = (write(&d, "n.csv", NODES), write(&d, "p.csv", PODS));
+    let out_dir = d.join("report");
+    let out = mlplane(&[
+        "simulate",
+        "--nodes",
+        &n,
+        "--pods",
+        &p,
+        "--seed",
+        "7",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = std::fs::read_to_string(out_dir.join("results.csv")).unwrap();
+    assert!(csv.starts_with("policy,seed,arrival_pct,allocation_pct,unallocated_gpus\n"));
+    assert_eq!(csv.lines().count(), 1 + 8 * 130);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["input"]["gpus"], 6);
+    assert_eq!(summary["policies"].as_array().unwrap().len(), 8);
+    let svg = std::fs::read_to_string(out_dir.join("allocation.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("FGD"));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("policy \\ arrival") && table.contains("130%"),
+        "{table}"
+    );
+}
+
+fn fails_with(args: &[&str], message: &str) {
+    let out = mlplane(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(message), "expected {message:?} in {err:?}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bad_input_is_a_clear_error_with_status_1() {
+    let d = tmp("bad");
+    let (n, p) = (write(&d, "n.csv", NODES), write(&d, "p.csv", PODS));
+    let bad_row = write(
+        &d,
+        "bad_row.csv",
+        "sn,cpu_milli,memory_mib,gpu,model\nn0,64000,262144,2,T4\nn1,64000,262144\n",
+    );
+    fails_with(
+        &["simulate", "--nodes", &bad_row, "--pods", &p],
+        "bad_row.csv:3: malformed CSV: 3 fields where the header has 5",
+    );
+    let neg = write(
+        &d,
+        "neg.csv",
+        "name,cpu_milli,memory_mib,num_gpu,gpu_milli\na,-1,1,0,0\n",
+    );
+    fails_with(
+        &["simulate", "--nodes", &n, "--pods", &neg],
+        "neg.csv:2: field cpu_milli: \"-1\" is not valid",
+    );
+    let col = write(&d, "col.csv", "name,cpu,memory_mib,num_gpu,gpu_milli\n");
+    fails_with(
+        &["simulate", "--nodes", &n, "--pods", &col],
+        "col.csv:1: unknown column \"cpu\"",
+    );
+    let empty = write(&d, "empty.csv", "sn,cpu_milli,memory_mib,gpu,model\n");
+    fails_with(
+        &["simulate", "--nodes", &empty, "--pods", &p],
+        "empty.csv: no nodes: the cluster is empty",
+    );
+    fails_with(
+        &["simulate", "--policy", "Tetris"],
+        "unknown policy \"Tetris\"",
+    );
+    fails_with(
+        &["simulate", "--nodes", "/nonexistent.csv", "--pods", &p],
+        "/nonexistent.csv: No such file",
+    );
+    let cpu_nodes = write(
+        &d,
+        "cpu_nodes.csv",
+        "sn,cpu_milli,memory_mib,gpu,model\nc0,1000,1000,0,\n",
+    );
+    fails_with(
+        &["simulate", "--nodes", &cpu_nodes, "--pods", &p],
+        "the cluster has no GPUs",
+    );
+}
+
+#[test]
+fn nodes_without_pods_is_a_usage_error() {
+    let out = mlplane(&["simulate", "--nodes", "x.csv"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--pods"));
+}
