@@ -17,7 +17,7 @@
 //! Whole GPUs go to the lowest-indexed free GPUs.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use mlplane_model::{GpuModelId, GpuRequest, ModelSet, Pod, GPU_MILLI, MAX_GPUS_PER_NODE};
 use mlplane_sched::plugins::first_free_gpus;
@@ -43,6 +43,34 @@ pub struct TypicalPod {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TypicalPods {
     pods: Vec<TypicalPod>,
+    /// The same pods grouped by GPU request, for [`TypicalPods::fragmentation`].
+    groups: Vec<Group>,
+    /// Total weight of CPU-only typical pods.
+    cpu_only_weight: f64,
+}
+
+/// Typical pods that share a GPU request and model constraint, with their CPU
+/// requests sorted so that the weight of those that fit a node's free CPU is one
+/// binary search.
+#[derive(Clone, Debug, PartialEq)]
+struct Group {
+    milli: u32,
+    count: u8,
+    allowed: Option<ModelSet>,
+    /// CPU requests in ascending order, and the cumulative weight up to each.
+    cpu: Vec<u64>,
+    cum_weight: Vec<f64>,
+    weight: f64,
+}
+
+impl Group {
+    fn allows(&self, model: Option<GpuModelId>) -> bool {
+        match (model, self.allowed) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(m), Some(set)) => set.contains(m),
+        }
+    }
 }
 
 /// Share of the workload the typical pods cover, as in the FGD simulator's default
@@ -97,12 +125,63 @@ impl TypicalPods {
                 weight: n as f64 / covered as f64,
             })
             .collect();
-        TypicalPods { pods }
+        Self::from_pods(pods)
     }
 
     /// Typical pods given explicitly (weights are used as given).
     pub fn from_pods(pods: Vec<TypicalPod>) -> Self {
-        TypicalPods { pods }
+        let mut groups: Vec<Group> = Vec::new();
+        let mut cpu_only_weight = 0.0;
+        for p in &pods {
+            if p.gpu == GpuRequest::None {
+                cpu_only_weight += p.weight;
+                continue;
+            }
+            let (milli, count) = (p.gpu.milli_per_gpu(), p.gpu.gpu_count());
+            let g = match groups
+                .iter_mut()
+                .position(|g| g.milli == milli && g.count == count && g.allowed == p.allowed_models)
+            {
+                Some(i) => &mut groups[i],
+                None => {
+                    groups.push(Group {
+                        milli,
+                        count,
+                        allowed: p.allowed_models,
+                        cpu: Vec::new(),
+                        cum_weight: Vec::new(),
+                        weight: 0.0,
+                    });
+                    groups.last_mut().expect("just pushed")
+                }
+            };
+            g.cpu.push(p.cpu_milli);
+            g.cum_weight.push(p.weight);
+            g.weight += p.weight;
+        }
+        for g in &mut groups {
+            let mut both: Vec<(u64, f64)> = g
+                .cpu
+                .iter()
+                .copied()
+                .zip(g.cum_weight.iter().copied())
+                .collect();
+            both.sort_by_key(|b| b.0);
+            let mut acc = 0.0;
+            g.cpu = both.iter().map(|b| b.0).collect();
+            g.cum_weight = both
+                .iter()
+                .map(|b| {
+                    acc += b.1;
+                    acc
+                })
+                .collect();
+        }
+        TypicalPods {
+            pods,
+            groups,
+            cpu_only_weight,
+        }
     }
 
     /// The typical pods, most frequent first.
@@ -112,7 +191,52 @@ impl TypicalPods {
 
     /// Expected GPU fragmentation `F(n)` in milli-GPU of a node with GPU model `model`,
     /// `cpu_free_milli` free CPU and per-GPU free milli-GPU `gpus`.
+    ///
+    /// Computed per group of typical pods with the same GPU request: the GPUs are
+    /// scanned once per group and the weight of the group's pods whose CPU fits is one
+    /// binary search. Equal, up to floating-point rounding, to summing
+    /// `weight · F_n(m)` over the pods one by one.
     pub fn fragmentation(
+        &self,
+        model: Option<GpuModelId>,
+        cpu_free_milli: u64,
+        gpus: &[u16],
+    ) -> f64 {
+        let total: u32 = gpus.iter().map(|&g| u32::from(g)).sum();
+        if total == 0 {
+            return 0.0;
+        }
+        let total_f = f64::from(total);
+        let mut f = self.cpu_only_weight * total_f;
+        for g in &self.groups {
+            if !g.allows(model) {
+                f += g.weight * total_f;
+                continue;
+            }
+            let (mut fit, mut small) = (0u8, 0u32);
+            for &free in gpus {
+                let free = u32::from(free);
+                if free >= g.milli {
+                    fit += 1;
+                } else {
+                    small += free;
+                }
+            }
+            if fit < g.count {
+                f += g.weight * total_f;
+                continue;
+            }
+            // Pods of the group with cpu <= cpu_free fit: only the small GPUs are fragments.
+            let k = g.cpu.partition_point(|&c| c <= cpu_free_milli);
+            let fits = if k == 0 { 0.0 } else { g.cum_weight[k - 1] };
+            f += fits * f64::from(small) + (g.weight - fits) * total_f;
+        }
+        f
+    }
+
+    /// [`TypicalPods::fragmentation`] computed pod by pod, straight from the definition
+    /// (the paper's simulator's `NodeGpuShareFragAmountScore`); for tests.
+    pub fn fragmentation_by_pod(
         &self,
         model: Option<GpuModelId>,
         cpu_free_milli: u64,
@@ -133,16 +257,16 @@ impl TypicalPods {
                         (Some(m), Some(set)) => set.contains(m),
                     };
                     let milli = req.milli_per_gpu();
-                    let (mut fit, mut small) = (0u8, 0u32);
-                    for &g in gpus {
-                        let g = u32::from(g);
-                        if g >= milli {
-                            fit += 1;
-                        } else {
-                            small += g;
-                        }
-                    }
-                    if allowed && cpu_free_milli >= p.cpu_milli && fit >= req.gpu_count() {
+                    let fit = gpus.iter().filter(|&&g| u32::from(g) >= milli).count();
+                    let small: u32 = gpus
+                        .iter()
+                        .map(|&g| u32::from(g))
+                        .filter(|&g| g < milli)
+                        .sum();
+                    if allowed
+                        && cpu_free_milli >= p.cpu_milli
+                        && fit >= usize::from(req.gpu_count())
+                    {
                         small
                     } else {
                         total
@@ -159,6 +283,17 @@ impl TypicalPods {
 #[derive(Clone, Debug)]
 pub struct FgdScore {
     typical: Arc<TypicalPods>,
+    /// `F(n)` of each node's last seen state, so that a node that did not change since
+    /// the last cycle (all but one, in a simulation) is not measured again.
+    current: Arc<Mutex<Vec<Option<CachedFrag>>>>,
+}
+
+/// A node state and its fragmentation.
+#[derive(Clone, Copy, Debug)]
+struct CachedFrag {
+    cpu_free_milli: u64,
+    gpus: [u16; MAX_GPUS_PER_NODE],
+    frag: f64,
 }
 
 /// `⌊100 · sigmoid(Δ/1000)⌋` for a fragmentation decrease `Δ` in milli-GPU.
@@ -170,7 +305,34 @@ pub fn fgd_score(delta: f64) -> i64 {
 impl FgdScore {
     /// An FGD plugin measuring fragmentation against `typical`.
     pub fn new(typical: Arc<TypicalPods>) -> Self {
-        FgdScore { typical }
+        FgdScore {
+            typical,
+            current: Arc::default(),
+        }
+    }
+
+    /// `F(n)` of the node's current state, from the cache when the state is unchanged.
+    fn current_fragmentation(&self, node: &NodeInfo<'_>) -> f64 {
+        let st = node.state;
+        let idx = node.id.index();
+        let mut cache = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(Some(c)) = cache.get(idx) {
+            if c.cpu_free_milli == st.cpu_free_milli && c.gpus == st.gpu_free_milli {
+                return c.frag;
+            }
+        }
+        let frag = self
+            .typical
+            .fragmentation(node.node.gpu_model(), st.cpu_free_milli, st.gpus());
+        if cache.len() <= idx {
+            cache.resize(idx + 1, None);
+        }
+        cache[idx] = Some(CachedFrag {
+            cpu_free_milli: st.cpu_free_milli,
+            gpus: st.gpu_free_milli,
+            frag,
+        });
+        frag
     }
 
     /// The score of `pod` on `node` and the GPUs it would get there; `None` if the
@@ -178,9 +340,7 @@ impl FgdScore {
     pub fn evaluate(&self, pod: &Pod, node: &NodeInfo<'_>) -> Option<(i64, GpuSet)> {
         let st = node.state;
         let model = node.node.gpu_model();
-        let before = self
-            .typical
-            .fragmentation(model, st.cpu_free_milli, st.gpus());
+        let before = self.current_fragmentation(node);
         let cpu_after = st.cpu_free_milli.saturating_sub(pod.cpu_milli);
         let mut after = [0u16; MAX_GPUS_PER_NODE];
         let n = st.gpus().len();

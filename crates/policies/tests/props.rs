@@ -155,3 +155,54 @@ proptest! {
         }
     }
 }
+
+mod fragmentation_fast_path {
+    use mlplane_model::{GpuModelId, GpuRequest, ModelSet};
+    use mlplane_policies::fgd::{TypicalPod, TypicalPods};
+    use proptest::prelude::*;
+
+    fn typical() -> impl Strategy<Value = TypicalPods> {
+        let pod = (0u64..20_000, 0u8..4, 1u16..1000, 1u8..5, 0u8..3, 1u32..100).prop_map(
+            |(cpu, kind, milli, n, models, w)| {
+                let gpu = match kind {
+                    0 => GpuRequest::None,
+                    1 => GpuRequest::Shared(milli),
+                    _ => GpuRequest::Whole(n),
+                };
+                let allowed_models = match models {
+                    0 => None,
+                    1 => {
+                        let mut s = ModelSet::empty();
+                        s.insert(GpuModelId(0));
+                        Some(s)
+                    }
+                    _ => Some(ModelSet::empty()),
+                };
+                TypicalPod {
+                    cpu_milli: cpu,
+                    gpu,
+                    allowed_models,
+                    weight: f64::from(w) / 100.0,
+                }
+            },
+        );
+        prop::collection::vec(pod, 0..40).prop_map(TypicalPods::from_pods)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// The grouped computation equals the pod-by-pod definition.
+        #[test]
+        fn grouped_equals_pod_by_pod(
+            t in typical(),
+            gpus in prop::collection::vec(0u16..=1000, 0..9),
+            cpu in 0u64..25_000,
+            model in prop::option::of(0u16..2),
+        ) {
+            let m = model.map(GpuModelId);
+            let fast = t.fragmentation(m, cpu, &gpus);
+            let slow = t.fragmentation_by_pod(m, cpu, &gpus);
+            prop_assert!((fast - slow).abs() <= 1e-9 * slow.abs().max(1.0), "{fast} vs {slow}");
+        }
+    }
+}
