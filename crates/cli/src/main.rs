@@ -1,5 +1,6 @@
 //! `mlplane`: the command line. Thin: parses flags, calls the libraries, prints.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -118,11 +119,21 @@ fn simulate(args: SimulateArgs) -> Result<()> {
         _ => {
             let (c, p) = synth::default_input(1);
             let src = format!(
-                "built-in synthetic ({} nodes, seed 1)",
+                "built-in synthetic ({} nodes; generator seed 1)",
                 synth::DEFAULT_NODES
             );
             (c, p, src.clone(), src)
         }
+    };
+    let file_name = |p: &Option<PathBuf>| {
+        p.as_deref()
+            .and_then(Path::file_name)
+            .map_or_else(String::new, |f| f.to_string_lossy().into_owned())
+    };
+    let input_label = if args.nodes.is_some() {
+        format!("{} + {}", file_name(&args.nodes), file_name(&args.pods))
+    } else {
+        nodes_source.clone()
     };
     let info = report::InputInfo {
         nodes_source,
@@ -138,7 +149,8 @@ fn simulate(args: SimulateArgs) -> Result<()> {
             max_arrival_pct: args.max_arrival,
             ..ExperimentConfig::default()
         },
-    )?;
+    )
+    .with_context(|| input_label.clone())?;
     let total: u64 = seeds
         .iter()
         .map(|&s| exp.arrivals(s).len() as u64)
@@ -167,35 +179,67 @@ fn simulate(args: SimulateArgs) -> Result<()> {
 
     let summary = report::summary(&sweep, info);
     if let Some(dir) = &args.out {
-        write_outputs(dir, &sweep, &summary)?;
+        let title = format!(
+            "GPU allocation vs arrived demand ({} seed{}; {})",
+            seeds.len(),
+            if seeds.len() == 1 { "" } else { "s" },
+            input_label
+        );
+        write_outputs(dir, &sweep, &summary, &title)?;
     }
+    let mut text = String::new();
     if args.json {
-        let obj = serde_json::json!({
-            "results": report::rows(&sweep),
-            "summary": summary,
-        });
-        println!("{}", serde_json::to_string(&obj)?);
+        #[derive(serde::Serialize)]
+        struct JsonOut<'a> {
+            results: Vec<report::ResultRow>,
+            summary: &'a report::Summary,
+        }
+        let out = JsonOut {
+            results: report::rows(&sweep),
+            summary: &summary,
+        };
+        text += &serde_json::to_string(&out)?;
+        text.push('\n');
     } else {
-        println!("GPU allocation ratio (%) by arrived GPU demand (% of cluster GPUs), mean of {} seed(s):", seeds.len());
-        print!("{}", report::table(&sweep));
+        text += &format!(
+            "GPU allocation ratio (%) by arrived GPU demand (% of cluster GPUs), mean of {} seed(s):\n",
+            seeds.len()
+        );
+        text += &report::table(&sweep);
         if let Some(dir) = &args.out {
-            println!(
-                "wrote {0}/results.csv, {0}/summary.json, {0}/allocation.svg",
-                dir.display()
+            text += &format!(
+                "wrote {}, {}, {}\n",
+                dir.join("results.csv").display(),
+                dir.join("summary.json").display(),
+                dir.join("allocation.svg").display()
             );
         }
     }
+    print_stdout(&text)?;
     eprintln!("done in {:.1} s", elapsed.as_secs_f64());
     Ok(())
 }
 
-fn write_outputs(dir: &Path, sweep: &mlplane_sim::Sweep, summary: &report::Summary) -> Result<()> {
+/// Prints to stdout; a closed pipe (`mlplane ... | head`) is not an error.
+fn print_stdout(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("writing to stdout"),
+    }
+}
+
+fn write_outputs(
+    dir: &Path,
+    sweep: &mlplane_sim::Sweep,
+    summary: &report::Summary,
+    title: &str,
+) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     report::write_atomic(&dir.join("results.csv"), report::csv(sweep).as_bytes())?;
     let json = serde_json::to_vec_pretty(summary)?;
     report::write_atomic(&dir.join("summary.json"), &json)?;
-    let svg =
-        report::plot_svg(sweep, "GPU allocation vs arrived demand").map_err(anyhow::Error::msg)?;
+    let svg = report::plot_svg(sweep, title).map_err(anyhow::Error::msg)?;
     report::write_atomic(&dir.join("allocation.svg"), svg.as_bytes())?;
     Ok(())
 }

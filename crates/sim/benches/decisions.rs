@@ -1,6 +1,6 @@
 //! Scheduling decisions per second for each policy, on the trace's 1213-node cluster
-//! (`../shared/data/alibaba-gpu-v2023` when present, else the synthetic cluster of the
-//! same size) and on that cluster replicated 10 times.
+//! (`$MLPLANE_TRACE_DIR` or `../shared/data/alibaba-gpu-v2023` when present, else the
+//! synthetic cluster of the same size) and on that cluster replicated 10 times.
 //!
 //! Each cluster is first filled to 60% of its GPUs (pods in the seed-42 arrival order,
 //! placed by BestFit), so that nodes are in varied states; then one decision = one
@@ -20,9 +20,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 fn input() -> (Cluster, Vec<Pod>, &'static str) {
-    let d =
+    let fallback =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/alibaba-gpu-v2023");
-    if d.join("openb_pod_list_default.csv").is_file() {
+    if let Some(d) = trace::find_trace_dir(&fallback) {
         let c = trace::load_nodes(&d.join("openb_node_list_gpu_node.csv")).expect("node trace");
         let p = trace::load_pods(&d.join("openb_pod_list_default.csv"), &c).expect("pod trace");
         (c, p, "trace")

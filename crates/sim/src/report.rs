@@ -273,6 +273,8 @@ pub fn plot_svg(sweep: &Sweep, title: &str) -> Result<String, String> {
             .configure_mesh()
             .x_desc("arrived GPU demand (% of cluster GPUs)")
             .y_desc("GPU allocation ratio (%)")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .draw()
             .map_err(|e| e.to_string())?;
         chart
@@ -285,17 +287,31 @@ pub fn plot_svg(sweep: &Sweep, title: &str) -> Result<String, String> {
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.3)));
         for (i, (p, pts)) in policies.iter().zip(all).enumerate() {
             let (r, g, b) = PALETTE[i % PALETTE.len()];
-            let color = RGBColor(r, g, b).to_rgba();
-            chart
-                .draw_series(LineSeries::new(
-                    pts.into_iter().filter(|q| q.0 >= xmin),
-                    color.stroke_width(2),
-                ))
-                .map_err(|e| e.to_string())?
-                .label(p.name())
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
-                });
+            let style = RGBColor(r, g, b).to_rgba().stroke_width(2);
+            let pts: Vec<(f64, f64)> = pts.into_iter().filter(|q| q.0 >= xmin).collect();
+            // Every other policy is dashed, so that curves lying on top of each other
+            // stay visible.
+            let series = if i % 2 == 1 {
+                chart.draw_series(DashedLineSeries::new(pts, 9, 6, style))
+            } else {
+                chart.draw_series(LineSeries::new(pts, style))
+            };
+            let dashed = i % 2 == 1;
+            series.map_err(|e| e.to_string())?.label(p.name()).legend(
+                move |(x, y)| -> DynElement<'static, SVGBackend, (i32, i32)> {
+                    if dashed {
+                        plotters::element::DashedPathElement::new(
+                            [(x, y), (x + 24, y)],
+                            7,
+                            4,
+                            style,
+                        )
+                        .into_dyn()
+                    } else {
+                        PathElement::new([(x, y), (x + 24, y)], style).into_dyn()
+                    }
+                },
+            );
         }
         chart
             .configure_series_labels()

@@ -141,15 +141,9 @@ impl fmt::Display for TraceError {
     }
 }
 
-impl std::error::Error for TraceError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            TraceError::Io { source, .. } => Some(source),
-            TraceError::Cluster { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
+/// The message already includes the cause, so `source()` is `None` and error chains
+/// (`{:#}`) do not repeat it.
+impl std::error::Error for TraceError {}
 
 const NODE_COLUMNS: &[&str] = &["sn", "cpu_milli", "memory_mib", "gpu", "model"];
 const NODE_REQUIRED: &[&str] = &["sn", "cpu_milli", "memory_mib", "gpu", "model"];
@@ -192,7 +186,10 @@ impl Table {
             message: match e.kind() {
                 csv::ErrorKind::UnequalLengths {
                     expected_len, len, ..
-                } => format!("{len} fields where the header has {expected_len}"),
+                } => format!(
+                    "{len} field{} where the header has {expected_len}",
+                    if *len == 1 { "" } else { "s" }
+                ),
                 _ => e.to_string(),
             },
         };
@@ -436,6 +433,18 @@ pub fn parse_pods(path: &Path, text: &str, cluster: &Cluster) -> Result<Vec<Pod>
         });
     }
     Ok(pods)
+}
+
+/// Environment variable naming a folder that holds the Alibaba v2023 CSVs.
+pub const TRACE_DIR_ENV: &str = "MLPLANE_TRACE_DIR";
+
+/// The folder of the Alibaba v2023 trace for tests and benchmarks: `$MLPLANE_TRACE_DIR`
+/// if set, else `fallback`; `None` if that folder lacks `openb_pod_list_default.csv`.
+pub fn find_trace_dir(fallback: &Path) -> Option<PathBuf> {
+    let dir = std::env::var_os(TRACE_DIR_ENV).map_or_else(|| fallback.to_path_buf(), PathBuf::from);
+    dir.join("openb_pod_list_default.csv")
+        .is_file()
+        .then_some(dir)
 }
 
 #[cfg(test)]

@@ -19,16 +19,20 @@ const PUBLISHED: &[(Policy, f64, f64)] = &[
     (Policy::Fgd, 95.23, 95.39),
 ];
 
+/// `$MLPLANE_TRACE_DIR`, else `../shared/data/alibaba-gpu-v2023` beside the workspace.
 fn data_dir() -> Option<PathBuf> {
-    let d =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/alibaba-gpu-v2023");
-    d.join("openb_pod_list_default.csv").is_file().then_some(d)
+    trace::find_trace_dir(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/alibaba-gpu-v2023"),
+    )
 }
 
 #[test]
 fn fgd_paper_allocation_ratios_on_the_default_trace() {
     let Some(dir) = data_dir() else {
-        eprintln!("SKIPPED: ../shared/data/alibaba-gpu-v2023 is absent (download cluster-trace-gpu-v2023 from alibaba/clusterdata to run this test)");
+        eprintln!("SKIPPED: no trace (download cluster-trace-gpu-v2023/csv from alibaba/clusterdata and set MLPLANE_TRACE_DIR, or place it in ../shared/data/alibaba-gpu-v2023)");
+        if std::env::var_os("MLPLANE_REQUIRE_TRACE").is_some() {
+            panic!("MLPLANE_REQUIRE_TRACE is set but the trace is absent");
+        }
         return;
     };
     let cluster = trace::load_nodes(&dir.join("openb_node_list_gpu_node.csv")).unwrap();
