@@ -1,0 +1,531 @@
+//! `module` subcommands: parsing Lmod's command line and producing an [`Outcome`].
+
+use std::collections::HashMap;
+
+use crate::engine::{Engine, ModError};
+use crate::env::Change;
+use crate::tree::{ModuleFile, Tree};
+
+/// mlmod's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The result of one `module` command.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Changes for the shell; empty when the command failed (it is all or nothing).
+    pub changes: Vec<Change>,
+    /// Text for the user's terminal (stderr, as Lmod writes it).
+    pub text: String,
+    /// False if the command failed; the shell's `module` then returns non-zero.
+    pub ok: bool,
+}
+
+/// Subcommands and their Lmod spellings; a unique prefix of a canonical name works too.
+const COMMANDS: &[(&str, &[&str])] = &[
+    ("load", &["load", "add"]),
+    ("try-load", &["try-load", "try-add", "try_load"]),
+    ("unload", &["unload", "rm", "del", "delete", "remove"]),
+    ("swap", &["swap", "sw", "switch"]),
+    ("purge", &["purge"]),
+    ("list", &["list"]),
+    ("avail", &["avail", "av"]),
+    ("spider", &["spider"]),
+    ("show", &["show", "display", "disp"]),
+    ("whatis", &["whatis"]),
+    ("keyword", &["keyword", "key", "search"]),
+    ("help", &["help"]),
+    ("use", &["use"]),
+    ("unuse", &["unuse"]),
+    ("refresh", &["refresh"]),
+    ("reset", &["reset"]),
+    ("is-loaded", &["is-loaded", "is_loaded", "isloaded"]),
+    ("is-avail", &["is-avail", "is_avail", "isavail"]),
+];
+
+/// The canonical subcommand for what the user typed.
+pub fn canonical(word: &str) -> Option<&'static str> {
+    for (c, spellings) in COMMANDS {
+        if spellings.contains(&word) {
+            return Some(c);
+        }
+    }
+    let hits: Vec<&str> = COMMANDS
+        .iter()
+        .map(|c| c.0)
+        .filter(|c| c.starts_with(word))
+        .collect();
+    match hits.as_slice() {
+        [one] if !word.is_empty() => Some(one),
+        _ => None,
+    }
+}
+
+#[derive(Default)]
+struct Opts {
+    terse: bool,
+    defaults_only: bool,
+    append: bool,
+    version: bool,
+}
+
+/// Runs `module ARGS...` (or `ml ARGS...` when `ml` is true) against the environment
+/// `env` for `shell` and returns what to do.
+pub fn run(env: HashMap<String, String>, shell: &str, args: &[String], ml: bool) -> Outcome {
+    let engine = match Engine::new(env, shell) {
+        Ok(e) => e,
+        Err(e) => return fail(&e),
+    };
+    let mut opts = Opts::default();
+    let mut words: Vec<String> = Vec::new();
+    for a in args {
+        match a.as_str() {
+            "-t" | "--terse" => opts.terse = true,
+            "-d" | "--default" => opts.defaults_only = true,
+            "-a" | "--append" => opts.append = true,
+            "--version" | "-v" | "-V" => opts.version = true,
+            "-q" | "--quiet" | "-f" | "--force" | "--ignore_cache" | "--ignore-cache" | "-w" => {}
+            _ => words.push(a.clone()),
+        }
+    }
+    if opts.version {
+        return Outcome {
+            text: format!("mlmod {VERSION} (an Lmod-compatible module engine)\n"),
+            ok: true,
+            ..Outcome::default()
+        };
+    }
+    let (cmd, rest): (&str, Vec<String>) = if ml {
+        match words
+            .first()
+            .and_then(|w| canonical(w).filter(|_| !w.starts_with('-')))
+        {
+            Some(c) => (c, words[1..].to_vec()),
+            None if words.is_empty() => ("list", Vec::new()),
+            None => ("ml-load", words.clone()),
+        }
+    } else {
+        match words.first() {
+            None => return usage(),
+            Some(w) => match canonical(w) {
+                Some(c) => (c, words[1..].to_vec()),
+                None => {
+                    return fail(&ModError::Usage(format!(
+                        "unknown module command \"{w}\"; try \"module help\""
+                    )))
+                }
+            },
+        }
+    };
+    let result = dispatch(&engine, cmd, &rest, &opts);
+    let mut messages = engine.take_messages();
+    match result {
+        Ok((text, status)) => {
+            let changes = engine.finish();
+            let mut out = String::new();
+            for m in messages.drain(..) {
+                out.push_str(&m);
+                out.push('\n');
+            }
+            out.push_str(&text);
+            Outcome {
+                changes,
+                text: out,
+                ok: status,
+            }
+        }
+        Err(e) => {
+            let mut o = fail(&e);
+            let mut t: String = messages.iter().map(|m| format!("{m}\n")).collect();
+            t.push_str(&o.text);
+            o.text = t;
+            o
+        }
+    }
+}
+
+fn usage() -> Outcome {
+    Outcome {
+        text: "Usage: module [options] sub-command [args ...]\n\
+               Sub-commands: load, try-load, unload, swap, purge, list, avail, spider, show,\n\
+               whatis, keyword, help, use [-a], unuse, refresh, reset, is-loaded, is-avail\n\
+               Options: -t (terse), -d (defaults only), --version\n"
+            .to_string(),
+        ok: true,
+        ..Outcome::default()
+    }
+}
+
+fn fail(e: &ModError) -> Outcome {
+    Outcome {
+        changes: Vec::new(),
+        text: format!("mlmod has detected the following error: {e}\n"),
+        ok: false,
+    }
+}
+
+fn need(rest: &[String], what: &str) -> Result<(), ModError> {
+    if rest.is_empty() {
+        Err(ModError::Usage(format!(
+            "module {what}: expected at least one module name"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+fn dispatch(
+    engine: &Engine,
+    cmd: &str,
+    rest: &[String],
+    opts: &Opts,
+) -> Result<(String, bool), ModError> {
+    match cmd {
+        "load" => {
+            need(rest, "load")?;
+            engine.load(rest)?;
+            Ok((String::new(), true))
+        }
+        "ml-load" => {
+            let (unloads, loads): (Vec<String>, Vec<String>) =
+                rest.iter().cloned().partition(|w| w.starts_with('-'));
+            let unloads: Vec<String> = unloads
+                .iter()
+                .map(|w| w.trim_start_matches('-').to_string())
+                .collect();
+            engine.unload(&unloads)?;
+            engine.load(&loads)?;
+            Ok((String::new(), true))
+        }
+        "try-load" => {
+            engine.try_load(rest)?;
+            Ok((String::new(), true))
+        }
+        "unload" => {
+            need(rest, "unload")?;
+            engine.unload(rest)?;
+            Ok((String::new(), true))
+        }
+        "swap" => match rest {
+            [new] => {
+                let sn = new.split('/').next().unwrap_or(new).to_string();
+                engine.swap(&sn, new)?;
+                Ok((String::new(), true))
+            }
+            [old, new] => {
+                engine.swap(old, new)?;
+                Ok((String::new(), true))
+            }
+            _ => Err(ModError::Usage(
+                "module swap: expected OLD NEW (or NEW)".into(),
+            )),
+        },
+        "purge" | "reset" => {
+            engine.purge()?;
+            Ok((String::new(), true))
+        }
+        "refresh" => Ok((String::new(), true)),
+        "list" => Ok((list(engine, opts.terse), true)),
+        "avail" => Ok((avail(engine, rest, opts), true)),
+        "spider" => Ok((spider(engine, rest)?, true)),
+        "show" => {
+            need(rest, "show")?;
+            let mut s = String::new();
+            for n in rest {
+                s.push_str(&engine.show(n)?);
+            }
+            Ok((s, true))
+        }
+        "help" => {
+            if rest.is_empty() {
+                return Ok((usage().text, true));
+            }
+            let mut s = String::new();
+            for n in rest {
+                let f = engine.resolve(n);
+                let title = f.map(|f| f.full_name()).unwrap_or_else(|| n.clone());
+                let h = engine.help(n)?;
+                s += &format!(
+                    "\n{}\n{}\n{}\n",
+                    format_args!("------ Module Specific Help for \"{title}\" ------"),
+                    h.trim_end(),
+                    ""
+                );
+            }
+            Ok((s, true))
+        }
+        "whatis" => {
+            need(rest, "whatis")?;
+            let mut s = String::new();
+            for n in rest {
+                let (f, lines) = engine.whatis(n)?;
+                for l in lines {
+                    s += &format!("{:<27}: {}\n", f.full_name(), l);
+                }
+            }
+            Ok((s, true))
+        }
+        "keyword" => {
+            need(rest, "keyword")?;
+            Ok((keyword(engine, rest), true))
+        }
+        "use" => {
+            need(rest, "use")?;
+            engine.use_dirs(rest, opts.append);
+            Ok((String::new(), true))
+        }
+        "unuse" => {
+            need(rest, "unuse")?;
+            engine.unuse_dirs(rest);
+            Ok((String::new(), true))
+        }
+        "is-loaded" => {
+            let loaded = engine.loaded();
+            let ok = !rest.is_empty()
+                && rest
+                    .iter()
+                    .all(|n| loaded.iter().any(|l| l.full_name() == *n || l.sn == *n));
+            Ok((String::new(), ok))
+        }
+        "is-avail" => {
+            let ok = !rest.is_empty() && rest.iter().all(|n| engine.resolve(n).is_some());
+            Ok((String::new(), ok))
+        }
+        other => Err(ModError::Usage(format!("module {other}: not implemented"))),
+    }
+}
+
+/// Lays out `items` in columns for an 80-column terminal, as Lmod does.
+fn columns(items: &[String], indent: usize) -> String {
+    if items.is_empty() {
+        return String::new();
+    }
+    let width = 78usize.saturating_sub(indent);
+    let w = items.iter().map(|s| s.chars().count()).max().unwrap_or(1) + 3;
+    let ncol = (width / w).max(1);
+    let nrow = items.len().div_ceil(ncol);
+    let mut out = String::new();
+    for r in 0..nrow {
+        let mut line = " ".repeat(indent);
+        for c in 0..ncol {
+            if let Some(s) = items.get(c * nrow + r) {
+                line += &format!("{s:<w$}");
+            }
+        }
+        out += line.trim_end();
+        out.push('\n');
+    }
+    out
+}
+
+fn list(engine: &Engine, terse: bool) -> String {
+    let loaded = engine.loaded();
+    if terse {
+        return loaded
+            .iter()
+            .map(|l| format!("{}\n", l.full_name()))
+            .collect();
+    }
+    if loaded.is_empty() {
+        return "No modules loaded\n".into();
+    }
+    let items: Vec<String> = loaded
+        .iter()
+        .enumerate()
+        .map(|(i, l)| format!("{:>2}) {}", i + 1, l.full_name()))
+        .collect();
+    format!("\nCurrently Loaded Modules:\n{}\n", columns(&items, 1))
+}
+
+fn sort_files(files: &mut [&ModuleFile]) {
+    files.sort_by(|a, b| {
+        a.sn.cmp(&b.sn).then_with(|| {
+            crate::version::compare(
+                a.version.as_deref().unwrap_or(""),
+                b.version.as_deref().unwrap_or(""),
+            )
+        })
+    });
+}
+
+fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
+    let tree = engine.tree();
+    let loaded = engine.loaded();
+    let mut out = String::new();
+    let mut legend_d = false;
+    let mut legend_l = false;
+    let mut any = false;
+    for (di, dir) in tree.dirs.iter().enumerate() {
+        let mut files: Vec<&ModuleFile> = tree
+            .visible()
+            .filter(|f| f.dir == di)
+            .filter(|f| {
+                filters.is_empty() || filters.iter().any(|p| f.full_name().contains(p.as_str()))
+            })
+            .collect();
+        if opts.defaults_only {
+            files.retain(|f| is_default(&tree, f));
+        }
+        if files.is_empty() {
+            continue;
+        }
+        any = true;
+        sort_files(&mut files);
+        if opts.terse {
+            out += &format!("{}:\n", dir.display());
+            for f in files {
+                let e = &tree.names[&f.sn];
+                if let Some(v) = &f.version {
+                    for s in e.symbols_of(v) {
+                        out += &format!("{}/{s}(@{})\n", f.sn, f.full_name());
+                    }
+                }
+                let marked = e.marked_default.as_deref() == f.version.as_deref()
+                    && e.marked_default.is_some();
+                out += &format!(
+                    "{}{}\n",
+                    f.full_name(),
+                    if marked { "(default)" } else { "" }
+                );
+            }
+            continue;
+        }
+        let title = format!(" {} ", dir.display());
+        let pad = 80usize.saturating_sub(title.len());
+        out += &format!(
+            "\n{}{}{}\n",
+            "-".repeat(pad / 2),
+            title,
+            "-".repeat(pad - pad / 2)
+        );
+        let items: Vec<String> = files
+            .iter()
+            .map(|f| {
+                let e = &tree.names[&f.sn];
+                let mut marks: Vec<String> = Vec::new();
+                if let Some(v) = &f.version {
+                    marks.extend(e.symbols_of(v).into_iter().map(str::to_string));
+                }
+                if loaded
+                    .iter()
+                    .any(|l| l.file == f.path.display().to_string())
+                {
+                    marks.push("L".into());
+                    legend_l = true;
+                }
+                if e.files.iter().filter(|x| !x.hidden).count() > 1 && is_default(&tree, f) {
+                    marks.push("D".into());
+                    legend_d = true;
+                }
+                if marks.is_empty() {
+                    f.full_name()
+                } else {
+                    format!("{} ({})", f.full_name(), marks.join(","))
+                }
+            })
+            .collect();
+        out += &columns(&items, 3);
+    }
+    if !any {
+        return if filters.is_empty() {
+            "No modules found on MODULEPATH\n".into()
+        } else {
+            format!(
+                "No module(s) or extension(s) found matching: {}\n",
+                filters.join(" ")
+            )
+        };
+    }
+    if !opts.terse && (legend_d || legend_l) {
+        out += "\n  Where:\n";
+        if legend_d {
+            out += "   D:  Default Module\n";
+        }
+        if legend_l {
+            out += "   L:  Module is loaded\n";
+        }
+    }
+    out
+}
+
+fn is_default(tree: &Tree, f: &ModuleFile) -> bool {
+    tree.names
+        .get(&f.sn)
+        .and_then(|e| e.default_file())
+        .is_some_and(|d| d.path == f.path)
+}
+
+fn spider(engine: &Engine, rest: &[String]) -> Result<String, ModError> {
+    let tree = engine.tree();
+    match rest.first() {
+        None => {
+            let mut out = String::from("\n---------------------------------------------------------------------------\nThe following is a list of the modules and extensions currently available:\n---------------------------------------------------------------------------\n");
+            for (sn, e) in &tree.names {
+                let mut files: Vec<&ModuleFile> = e.files.iter().filter(|f| !f.hidden).collect();
+                if files.is_empty() {
+                    continue;
+                }
+                sort_files(&mut files);
+                let versions: Vec<String> = files.iter().map(|f| f.full_name()).collect();
+                out += &format!("  {sn}: {}\n", versions.join(", "));
+            }
+            Ok(out)
+        }
+        Some(name) => {
+            let f = tree.resolve(name).ok_or_else(|| ModError::Unknown {
+                name: name.clone(),
+                suggestions: tree.suggest(name),
+            })?;
+            let e = &tree.names[&f.sn];
+            let mut out = format!("\n---------------------------------------------------------------------------\n  {}:\n---------------------------------------------------------------------------\n", f.sn);
+            if name.contains('/') || e.files.iter().filter(|x| !x.hidden).count() == 1 {
+                let whatis = engine.whatis_of(f)?;
+                for w in whatis {
+                    out += &format!("    {w}\n");
+                }
+                out += &format!("\n    {}\n", f.path.display());
+            } else {
+                out += "     Versions:\n";
+                let mut files: Vec<&ModuleFile> = e.files.iter().filter(|f| !f.hidden).collect();
+                sort_files(&mut files);
+                for f in files {
+                    out += &format!("        {}\n", f.full_name());
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn keyword(engine: &Engine, words: &[String]) -> String {
+    let tree = engine.tree();
+    let words: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
+    let mut out = String::new();
+    for f in tree.visible() {
+        let name = f.full_name();
+        let whatis = engine.whatis_of(f).unwrap_or_default();
+        let hay = format!("{}\n{}", name, whatis.join("\n")).to_lowercase();
+        if words.iter().any(|w| hay.contains(w)) {
+            out += &format!("  {name}\n");
+            for w in whatis {
+                out += &format!("    {w}\n");
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_and_spellings() {
+        assert_eq!(canonical("av"), Some("avail"));
+        assert_eq!(canonical("ava"), Some("avail"));
+        assert_eq!(canonical("add"), Some("load"));
+        assert_eq!(canonical("rm"), Some("unload"));
+        assert_eq!(canonical("sp"), Some("spider"));
+        assert_eq!(canonical("s"), None); // swap, show, spider: ambiguous
+        assert_eq!(canonical("nope"), None);
+    }
+}

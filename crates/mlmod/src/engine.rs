@@ -1,0 +1,1373 @@
+//! Evaluating modulefiles and running `module` subcommands.
+//!
+//! A modulefile is evaluated once under a mode (load, unload, show, help, whatis); in
+//! unload mode every verb does its inverse (`setenv` → unset, `prepend_path` →
+//! remove, `load` → unload), as in Lmod's `MC_Unload`. Effects go into an [`Env`]
+//! transaction and reach the shell only if the whole command succeeds.
+//!
+//! Each modulefile runs in its own sandboxed Lua environment: the Lmod functions, the
+//! safe parts of the standard library (`string`, `table`, `math`, `os.getenv`,
+//! `os.date`, `os.time`, ...), and no `io`, `require` or `os.execute`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use mlua::{Lua, MultiValue, Table, Value, Variadic};
+
+use crate::env::{Env, Loaded};
+use crate::tree::{ModuleFile, RcDirective, RcReader, Scope, Tree};
+
+/// How a modulefile is evaluated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Apply it.
+    Load,
+    /// Undo it.
+    Unload,
+    /// Print what it would do (`module show`).
+    Show,
+    /// Collect `help` text.
+    Help,
+    /// Collect `whatis` lines.
+    Whatis,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Load => "load",
+            Mode::Unload => "unload",
+            Mode::Show => "show",
+            Mode::Help => "help",
+            Mode::Whatis => "whatis",
+        }
+    }
+}
+
+/// An error of a module command; the message is what the user sees.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModError {
+    /// A module that is not on MODULEPATH.
+    #[error("The following module(s) are unknown: \"{name}\"{}", suggest(.suggestions))]
+    Unknown {
+        /// What was asked.
+        name: String,
+        /// Close names.
+        suggestions: Vec<String>,
+    },
+    /// A Lua syntax or runtime error, or `LmodError`, with file and line when known.
+    #[error("{0}")]
+    Eval(String),
+    /// A conflict or missing prerequisite.
+    #[error("{0}")]
+    Rule(String),
+    /// A bad command line.
+    #[error("{0}")]
+    Usage(String),
+}
+
+fn suggest(s: &[String]) -> String {
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!("\n\n   Did you mean: {}?", s.join(", "))
+    }
+}
+
+/// What one module file evaluation is about.
+#[derive(Clone, Debug)]
+struct Frame {
+    file: ModuleFile,
+    usr_name: String,
+    mode: Mode,
+}
+
+/// Mutable data shared by the Lua callbacks.
+struct Inner {
+    env: Env,
+    modulepath_dirs: Vec<PathBuf>,
+    frames: Vec<Frame>,
+    messages: Vec<String>,
+    show: String,
+    help: String,
+    whatis: Vec<String>,
+    shell: String,
+    /// Properties `add_property` set during the current load.
+    pending_props: Vec<(String, String)>,
+}
+
+/// One `module` command run: the engine over one process environment.
+pub struct Engine {
+    lua: Lua,
+    inner: Rc<RefCell<Inner>>,
+    base: Table,
+}
+
+/// The result of a command.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Changes for the shell (empty on error: the command is all or nothing).
+    pub changes: Vec<crate::env::Change>,
+    /// Text for the user (Lmod writes it to stderr).
+    pub messages: Vec<String>,
+    /// Shell code to run after the changes (`execute{}`), rarely used.
+    pub exit_ok: bool,
+}
+
+fn lua_err(e: ModError) -> mlua::Error {
+    mlua::Error::external(e)
+}
+
+/// Finds a `ModError` inside a Lua error, or turns the Lua error into one that names the
+/// file and line.
+fn from_lua(e: mlua::Error) -> ModError {
+    match &e {
+        mlua::Error::ExternalError(x) => {
+            if let Some(m) = x.downcast_ref::<ModError>() {
+                return m.clone();
+            }
+        }
+        mlua::Error::CallbackError {
+            cause,
+            traceback: _,
+        } => return from_lua((**cause).clone()),
+        mlua::Error::WithContext { cause, .. } => return from_lua((**cause).clone()),
+        _ => {}
+    }
+    let msg = match e {
+        mlua::Error::SyntaxError { message, .. } => message,
+        mlua::Error::RuntimeError(m) => m,
+        other => other.to_string(),
+    };
+    ModError::Eval(msg)
+}
+
+fn arg_str(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.to_string_lossy()),
+        Value::Integer(i) => Some(i.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Arguments of the path functions: positional `(name, value, delim)` or a table
+/// `{name, value, delim=..., priority=...}`.
+fn path_args(args: &MultiValue) -> mlua::Result<(String, String, String)> {
+    let v: Vec<&Value> = args.iter().collect();
+    if let Some(Value::Table(t)) = v.first() {
+        let name: String = t.get(1)?;
+        let value: Value = t.get(2)?;
+        let delim: Option<String> = t.get("delim")?;
+        return Ok((
+            name,
+            arg_str(&value).unwrap_or_default(),
+            delim.unwrap_or_else(|| ":".into()),
+        ));
+    }
+    let name = v
+        .first()
+        .and_then(|x| arg_str(x))
+        .ok_or_else(|| mlua::Error::runtime("path function: missing variable name"))?;
+    let value = v
+        .get(1)
+        .and_then(|x| arg_str(x))
+        .ok_or_else(|| mlua::Error::runtime(format!("path function for {name}: missing value")))?;
+    let delim = v
+        .get(2)
+        .and_then(|x| arg_str(x))
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| ":".into());
+    Ok((name, value, delim))
+}
+
+fn strings(args: &MultiValue) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in args.iter() {
+        match a {
+            Value::Table(t) => {
+                for v in t.clone().sequence_values::<Value>().flatten() {
+                    if let Some(s) = arg_str(&v) {
+                        out.push(s);
+                    }
+                }
+            }
+            v => {
+                if let Some(s) = arg_str(v) {
+                    out.push(s);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn quote_lua(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+impl Engine {
+    /// An engine over the process environment `base`.
+    ///
+    /// # Errors
+    /// [`ModError::Usage`] if the state variable is unreadable.
+    pub fn new(base: HashMap<String, String>, shell: &str) -> Result<Self, ModError> {
+        let env = Env::new(base).map_err(ModError::Usage)?;
+        let dirs = split_modulepath(env.get("MODULEPATH"));
+        let lua = Lua::new();
+        let inner = Rc::new(RefCell::new(Inner {
+            env,
+            modulepath_dirs: dirs,
+            frames: Vec::new(),
+            messages: Vec::new(),
+            show: String::new(),
+            help: String::new(),
+            whatis: Vec::new(),
+            shell: shell.to_string(),
+            pending_props: Vec::new(),
+        }));
+        let base = lua.create_table().map_err(from_lua)?;
+        let mut engine = Engine { lua, inner, base };
+        engine.install().map_err(from_lua)?;
+        Ok(engine)
+    }
+
+    /// The environment transaction.
+    pub fn env(&self) -> std::cell::Ref<'_, Env> {
+        std::cell::Ref::map(self.inner.borrow(), |i| &i.env)
+    }
+
+    fn install(&mut self) -> mlua::Result<()> {
+        let lua = &self.lua;
+        let g = lua.globals();
+        let base = &self.base;
+        for name in [
+            "string",
+            "table",
+            "math",
+            "utf8",
+            "pairs",
+            "ipairs",
+            "next",
+            "select",
+            "type",
+            "tostring",
+            "tonumber",
+            "pcall",
+            "error",
+            "assert",
+            "unpack",
+            "rawget",
+            "rawset",
+            "rawequal",
+            "rawlen",
+            "setmetatable",
+            "getmetatable",
+            "print",
+        ] {
+            let v: Value = g.get(name)?;
+            base.set(name, v)?;
+        }
+        if base.get::<Value>("unpack")?.is_nil() {
+            let tu: Value = g.get::<Table>("table")?.get("unpack")?;
+            base.set("unpack", tu)?;
+        }
+        // os: only what cannot change the machine.
+        let os: Table = g.get("os")?;
+        let safe_os = lua.create_table()?;
+        for n in ["date", "time", "clock", "difftime"] {
+            safe_os.set(n, os.get::<Value>(n)?)?;
+        }
+        let inner = self.inner.clone();
+        safe_os.set(
+            "getenv",
+            lua.create_function(move |_, name: String| {
+                Ok(inner.borrow().env.get(&name).map(str::to_string))
+            })?,
+        )?;
+        base.set("os", safe_os)?;
+        // print in a modulefile goes to the user, like LmodMessage.
+        let inner = self.inner.clone();
+        base.set(
+            "print",
+            lua.create_function(move |_, args: Variadic<Value>| {
+                let s: Vec<String> = args.iter().filter_map(arg_str).collect();
+                inner.borrow_mut().messages.push(s.join("\t"));
+                Ok(())
+            })?,
+        )?;
+
+        macro_rules! func {
+            ($name:expr, $f:expr) => {{
+                let inner = self.inner.clone();
+                let f = lua.create_function(move |lua, args: MultiValue| $f(lua, &inner, args))?;
+                base.set($name, f)?;
+            }};
+        }
+
+        // --- environment verbs ---
+        func!("setenv", |_,
+                         inner: &Rc<RefCell<Inner>>,
+                         args: MultiValue| {
+            let v = strings(&args);
+            let (name, value) = (
+                v.first().cloned().unwrap_or_default(),
+                v.get(1).cloned().unwrap_or_default(),
+            );
+            let mut i = inner.borrow_mut();
+            match i.mode() {
+                Mode::Load => i.env.set(&name, &value),
+                Mode::Unload => i.env.unset(&name),
+                Mode::Show => i.show_call("setenv", &[&name, &value]),
+                _ => {}
+            }
+            Ok(())
+        });
+        func!("unsetenv", |_,
+                           inner: &Rc<RefCell<Inner>>,
+                           args: MultiValue| {
+            let v = strings(&args);
+            let name = v.first().cloned().unwrap_or_default();
+            let mut i = inner.borrow_mut();
+            match i.mode() {
+                Mode::Load => i.env.unset(&name),
+                Mode::Unload => {
+                    if let Some(val) = v.get(1) {
+                        i.env.set(&name, val);
+                    }
+                }
+                Mode::Show => i.show_call("unsetenv", &[&name]),
+                _ => {}
+            }
+            Ok(())
+        });
+        func!("pushenv", |_,
+                          inner: &Rc<RefCell<Inner>>,
+                          args: MultiValue| {
+            let v = strings(&args);
+            let (name, value) = (
+                v.first().cloned().unwrap_or_default(),
+                v.get(1).cloned().unwrap_or_default(),
+            );
+            let mut i = inner.borrow_mut();
+            match i.mode() {
+                Mode::Load => {
+                    let old = i.env.get(&name).map(str::to_string);
+                    i.env
+                        .state
+                        .pushenv
+                        .entry(name.clone())
+                        .or_default()
+                        .push(old);
+                    i.env.set(&name, &value);
+                }
+                Mode::Unload => {
+                    let old = i.env.state.pushenv.get_mut(&name).and_then(|s| s.pop());
+                    if i.env.state.pushenv.get(&name).is_some_and(|s| s.is_empty()) {
+                        i.env.state.pushenv.remove(&name);
+                    }
+                    match old.flatten() {
+                        Some(o) => i.env.set(&name, &o),
+                        None => i.env.unset(&name),
+                    }
+                }
+                Mode::Show => i.show_call("pushenv", &[&name, &value]),
+                _ => {}
+            }
+            Ok(())
+        });
+        for (fname, front) in [("prepend_path", true), ("append_path", false)] {
+            let inner = self.inner.clone();
+            let f = lua.create_function(move |_, args: MultiValue| {
+                let (name, value, delim) = path_args(&args)?;
+                let mut i = inner.borrow_mut();
+                match i.mode() {
+                    Mode::Load => i.env.add_path(&name, &value, &delim, front),
+                    Mode::Unload => i.env.remove_path(&name, &value, &delim, false),
+                    Mode::Show => i.show_call(fname, &[&name, &value]),
+                    _ => {}
+                }
+                if name == "MODULEPATH" {
+                    i.refresh_modulepath();
+                }
+                Ok(())
+            })?;
+            base.set(fname, f)?;
+        }
+        func!(
+            "remove_path",
+            |_, inner: &Rc<RefCell<Inner>>, args: MultiValue| {
+                let (name, value, delim) = path_args(&args)?;
+                let mut i = inner.borrow_mut();
+                match i.mode() {
+                    Mode::Load => i.env.remove_path(&name, &value, &delim, true),
+                    Mode::Show => i.show_call("remove_path", &[&name, &value]),
+                    _ => {}
+                }
+                if name == "MODULEPATH" {
+                    i.refresh_modulepath();
+                }
+                Ok(())
+            }
+        );
+        func!("set_alias", |_,
+                            inner: &Rc<RefCell<Inner>>,
+                            args: MultiValue| {
+            let v = strings(&args);
+            let (name, value) = (
+                v.first().cloned().unwrap_or_default(),
+                v.get(1).cloned().unwrap_or_default(),
+            );
+            let mut i = inner.borrow_mut();
+            match i.mode() {
+                Mode::Load => i.env.set_alias(&name, &value),
+                Mode::Unload => i.env.unset_alias(&name),
+                Mode::Show => i.show_call("set_alias", &[&name, &value]),
+                _ => {}
+            }
+            Ok(())
+        });
+        func!(
+            "unset_alias",
+            |_, inner: &Rc<RefCell<Inner>>, args: MultiValue| {
+                let v = strings(&args);
+                let name = v.first().cloned().unwrap_or_default();
+                let mut i = inner.borrow_mut();
+                match i.mode() {
+                    Mode::Load => i.env.unset_alias(&name),
+                    Mode::Show => i.show_call("unset_alias", &[&name]),
+                    _ => {}
+                }
+                Ok(())
+            }
+        );
+        func!(
+            "set_shell_function",
+            |_, inner: &Rc<RefCell<Inner>>, args: MultiValue| {
+                let v = strings(&args);
+                let name = v.first().cloned().unwrap_or_default();
+                let bash = v.get(1).cloned().unwrap_or_default();
+                let csh = v.get(2).cloned().unwrap_or_default();
+                let mut i = inner.borrow_mut();
+                match i.mode() {
+                    Mode::Load => i.env.set_function(&name, &bash, &csh),
+                    Mode::Unload => i.env.unset_function(&name),
+                    Mode::Show => i.show_call("set_shell_function", &[&name, &bash]),
+                    _ => {}
+                }
+                Ok(())
+            }
+        );
+        func!(
+            "unset_shell_function",
+            |_, inner: &Rc<RefCell<Inner>>, args: MultiValue| {
+                let v = strings(&args);
+                let name = v.first().cloned().unwrap_or_default();
+                let mut i = inner.borrow_mut();
+                if i.mode() == Mode::Load {
+                    i.env.unset_function(&name);
+                }
+                Ok(())
+            }
+        );
+
+        // --- dependencies and rules ---
+        for (fname, kind) in [
+            ("load", DepKind::Load),
+            ("try_load", DepKind::TryLoad),
+            ("try_add", DepKind::TryLoad),
+            ("depends_on", DepKind::DependsOn),
+            ("always_load", DepKind::Always),
+            ("load_any", DepKind::Any),
+        ] {
+            let inner = self.inner.clone();
+            let base_t = self.base.clone();
+            let f = lua.create_function(move |lua, args: MultiValue| {
+                let names = strings(&args);
+                dependency(lua, &inner, &base_t, fname, kind, &names)
+            })?;
+            base.set(fname, f)?;
+        }
+        func!("prereq", |_,
+                         inner: &Rc<RefCell<Inner>>,
+                         args: MultiValue| rule(
+            inner,
+            "prereq",
+            &strings(&args)
+        ));
+        func!(
+            "prereq_any",
+            |_, inner: &Rc<RefCell<Inner>>, args: MultiValue| rule(
+                inner,
+                "prereq_any",
+                &strings(&args)
+            )
+        );
+        func!("conflict", |_,
+                           inner: &Rc<RefCell<Inner>>,
+                           args: MultiValue| {
+            rule(inner, "conflict", &strings(&args))
+        });
+        {
+            let inner = self.inner.clone();
+            let base_t = self.base.clone();
+            let f = lua.create_function(move |lua, args: MultiValue| {
+                let fam = strings(&args).into_iter().next().unwrap_or_default();
+                family(lua, &inner, &base_t, &fam)
+            })?;
+            base.set("family", f)?;
+        }
+
+        // --- information ---
+        func!("whatis", |_,
+                         inner: &Rc<RefCell<Inner>>,
+                         args: MultiValue| {
+            let v = strings(&args).join("");
+            let mut i = inner.borrow_mut();
+            match i.mode() {
+                Mode::Whatis => i.whatis.push(v),
+                Mode::Show => i.show_call("whatis", &[&v]),
+                _ => {}
+            }
+            Ok(())
+        });
+        func!("help", |_, inner: &Rc<RefCell<Inner>>, args: MultiValue| {
+            let v = strings(&args).join("");
+            let mut i = inner.borrow_mut();
+            match i.mode() {
+                Mode::Help => i.help.push_str(&v),
+                Mode::Show => {
+                    let t = format!("help([[{v}]])\n");
+                    i.show.push_str(&t);
+                }
+                _ => {}
+            }
+            Ok(())
+        });
+        for (fname, prefix) in [("LmodMessage", ""), ("LmodWarning", "Lmod Warning: ")] {
+            let inner = self.inner.clone();
+            let f = lua.create_function(move |_, args: MultiValue| {
+                let v = strings(&args).join("");
+                let mut i = inner.borrow_mut();
+                if matches!(i.mode(), Mode::Load | Mode::Unload) {
+                    i.messages.push(format!("{prefix}{v}"));
+                }
+                Ok(())
+            })?;
+            base.set(fname, f)?;
+        }
+        func!("LmodError", |_,
+                            inner: &Rc<RefCell<Inner>>,
+                            args: MultiValue| {
+            let v = strings(&args).join("");
+            let i = inner.borrow();
+            if matches!(i.mode(), Mode::Load | Mode::Unload) {
+                let file = i
+                    .frames
+                    .last()
+                    .map(|f| f.file.path.display().to_string())
+                    .unwrap_or_default();
+                return Err(lua_err(ModError::Eval(format!("{file}: {v}"))));
+            }
+            Ok(())
+        });
+        func!(
+            "add_property",
+            |_, inner: &Rc<RefCell<Inner>>, args: MultiValue| {
+                let v = strings(&args);
+                let mut i = inner.borrow_mut();
+                if i.mode() == Mode::Load {
+                    if let (Some(k), Some(val)) = (v.first(), v.get(1)) {
+                        i.pending_props.push((k.clone(), val.clone()));
+                    }
+                }
+                Ok(())
+            }
+        );
+        func!(
+            "remove_property",
+            |_, _inner: &Rc<RefCell<Inner>>, _args: MultiValue| Ok(())
+        );
+        func!(
+            "extensions",
+            |_, _inner: &Rc<RefCell<Inner>>, _args: MultiValue| Ok(())
+        );
+        func!("execute", |_,
+                          _inner: &Rc<RefCell<Inner>>,
+                          _args: MultiValue| Ok(
+            ()
+        ));
+
+        // --- introspection ---
+        func!(
+            "myModuleName",
+            |_, inner: &Rc<RefCell<Inner>>, _a: MultiValue| Ok(inner
+                .borrow()
+                .frame()
+                .map(|f| f.file.sn.clone())
+                .unwrap_or_default())
+        );
+        func!(
+            "myModuleVersion",
+            |_, inner: &Rc<RefCell<Inner>>, _a: MultiValue| Ok(inner
+                .borrow()
+                .frame()
+                .and_then(|f| f.file.version.clone())
+                .unwrap_or_default())
+        );
+        func!(
+            "myModuleFullName",
+            |_, inner: &Rc<RefCell<Inner>>, _a: MultiValue| Ok(inner
+                .borrow()
+                .frame()
+                .map(|f| f.file.full_name())
+                .unwrap_or_default())
+        );
+        func!(
+            "myModuleUsrName",
+            |_, inner: &Rc<RefCell<Inner>>, _a: MultiValue| Ok(inner
+                .borrow()
+                .frame()
+                .map(|f| f.usr_name.clone())
+                .unwrap_or_default())
+        );
+        func!("myFileName", |_,
+                             inner: &Rc<RefCell<Inner>>,
+                             _a: MultiValue| {
+            Ok(inner
+                .borrow()
+                .frame()
+                .map(|f| f.file.path.display().to_string())
+                .unwrap_or_default())
+        });
+        func!(
+            "myShellName",
+            |_, inner: &Rc<RefCell<Inner>>, _a: MultiValue| Ok(inner.borrow().shell.clone())
+        );
+        func!(
+            "myShellType",
+            |_, inner: &Rc<RefCell<Inner>>, _a: MultiValue| {
+                let s = inner.borrow().shell.clone();
+                Ok(match s.as_str() {
+                    "csh" | "tcsh" => "csh".to_string(),
+                    "fish" => "fish".to_string(),
+                    _ => "sh".to_string(),
+                })
+            }
+        );
+        func!("mode", |_, inner: &Rc<RefCell<Inner>>, _a: MultiValue| Ok(
+            inner.borrow().mode().name().to_string()
+        ));
+        func!("isloaded", |_,
+                           inner: &Rc<RefCell<Inner>>,
+                           args: MultiValue| {
+            let name = strings(&args).into_iter().next().unwrap_or_default();
+            Ok(inner.borrow().find_loaded(&name).is_some())
+        });
+        func!("isAvail", |_,
+                          inner: &Rc<RefCell<Inner>>,
+                          args: MultiValue| {
+            let name = strings(&args).into_iter().next().unwrap_or_default();
+            let i = inner.borrow();
+            Ok(i.tree_for(&name).resolve(&name).is_some())
+        });
+        func!("pathJoin", |_,
+                           _inner: &Rc<RefCell<Inner>>,
+                           args: MultiValue| {
+            let parts: Vec<String> = strings(&args)
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect();
+            let mut s = parts.join("/");
+            while s.contains("//") {
+                s = s.replace("//", "/");
+            }
+            Ok(s)
+        });
+        // Lmod's rc-file verbs are harmless no-ops inside a modulefile.
+        for n in [
+            "module_version",
+            "module_alias",
+            "hide_version",
+            "hide_modulefile",
+        ] {
+            base.set(n, lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+        }
+        Ok(())
+    }
+
+    /// Evaluates `file` in `mode` in a fresh sandbox.
+    fn eval(&self, file: &ModuleFile, usr_name: &str, mode: Mode) -> Result<(), ModError> {
+        eval_file(&self.lua, &self.inner, &self.base, file, usr_name, mode)
+    }
+
+    /// Loads modules by name (`module load`).
+    ///
+    /// # Errors
+    /// [`ModError`] for an unknown module, a rule violation or an evaluation error.
+    pub fn load(&self, names: &[String]) -> Result<(), ModError> {
+        for n in names {
+            load_module(&self.lua, &self.inner, &self.base, n, LoadHow::User)?;
+        }
+        Ok(())
+    }
+
+    /// Loads modules that exist; unknown names are skipped (`module try-load`).
+    ///
+    /// # Errors
+    /// [`ModError`] for a rule violation or an evaluation error.
+    pub fn try_load(&self, names: &[String]) -> Result<(), ModError> {
+        for n in names {
+            match load_module(&self.lua, &self.inner, &self.base, n, LoadHow::User) {
+                Err(ModError::Unknown { .. }) => {}
+                r => r?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Unloads modules (`module unload`); names not loaded are ignored.
+    ///
+    /// # Errors
+    /// [`ModError`] for an evaluation error.
+    pub fn unload(&self, names: &[String]) -> Result<(), ModError> {
+        for n in names {
+            unload_module(&self.lua, &self.inner, &self.base, n, true)?;
+        }
+        Ok(())
+    }
+
+    /// Unloads everything, last loaded first (`module purge`).
+    ///
+    /// # Errors
+    /// [`ModError`] for an evaluation error.
+    pub fn purge(&self) -> Result<(), ModError> {
+        loop {
+            let last = self
+                .inner
+                .borrow()
+                .env
+                .state
+                .loaded
+                .last()
+                .map(|l| l.full_name());
+            match last {
+                Some(n) => unload_module(&self.lua, &self.inner, &self.base, &n, true)?,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Replaces `old` with `new` (`module swap`).
+    ///
+    /// # Errors
+    /// As [`Engine::unload`] and [`Engine::load`].
+    pub fn swap(&self, old: &str, new: &str) -> Result<(), ModError> {
+        unload_module(&self.lua, &self.inner, &self.base, old, true)?;
+        load_module(&self.lua, &self.inner, &self.base, new, LoadHow::User)
+    }
+
+    /// Adds folders to MODULEPATH (`module use`), at the front unless `append`.
+    pub fn use_dirs(&self, dirs: &[String], append: bool) {
+        let mut i = self.inner.borrow_mut();
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let list: Vec<String> = dirs.iter().map(|d| absolute(&cwd, d)).collect();
+        if append {
+            for d in &list {
+                i.env.add_path("MODULEPATH", d, ":", false);
+            }
+        } else {
+            for d in list.iter().rev() {
+                i.env.add_path("MODULEPATH", d, ":", true);
+            }
+        }
+        i.refresh_modulepath();
+    }
+
+    /// Removes folders from MODULEPATH (`module unuse`).
+    pub fn unuse_dirs(&self, dirs: &[String]) {
+        let mut i = self.inner.borrow_mut();
+        let cwd = std::env::current_dir().unwrap_or_default();
+        for d in dirs {
+            i.env
+                .remove_path("MODULEPATH", &absolute(&cwd, d), ":", true);
+        }
+        i.refresh_modulepath();
+    }
+
+    /// The loaded modules, in load order.
+    pub fn loaded(&self) -> Vec<Loaded> {
+        self.inner.borrow().env.state.loaded.clone()
+    }
+
+    /// The whole tree on MODULEPATH.
+    pub fn tree(&self) -> Tree {
+        let i = self.inner.borrow();
+        Tree::scan(&i.modulepath_dirs, Scope::All, self)
+    }
+
+    /// Finds a module by name on MODULEPATH.
+    pub fn resolve(&self, name: &str) -> Option<ModuleFile> {
+        let i = self.inner.borrow();
+        i.tree_for(name).resolve(name).cloned()
+    }
+
+    /// `module show`: the modulefile's path and the calls it makes.
+    ///
+    /// # Errors
+    /// [`ModError::Unknown`] or an evaluation error.
+    pub fn show(&self, name: &str) -> Result<String, ModError> {
+        let f = self.resolve_or_err(name)?;
+        self.inner.borrow_mut().show.clear();
+        self.eval(&f, name, Mode::Show)?;
+        let body = std::mem::take(&mut self.inner.borrow_mut().show);
+        let rule = "-".repeat(75);
+        Ok(format!("{rule}\n   {}:\n{rule}\n{body}", f.path.display()))
+    }
+
+    /// `module help`: the modulefile's help text.
+    ///
+    /// # Errors
+    /// [`ModError::Unknown`] or an evaluation error.
+    pub fn help(&self, name: &str) -> Result<String, ModError> {
+        let f = self.resolve_or_err(name)?;
+        self.inner.borrow_mut().help.clear();
+        self.eval(&f, name, Mode::Help)?;
+        Ok(std::mem::take(&mut self.inner.borrow_mut().help))
+    }
+
+    /// `module whatis`: the modulefile's whatis lines.
+    ///
+    /// # Errors
+    /// [`ModError::Unknown`] or an evaluation error.
+    pub fn whatis(&self, name: &str) -> Result<(ModuleFile, Vec<String>), ModError> {
+        let f = self.resolve_or_err(name)?;
+        self.whatis_of(&f).map(|w| (f, w))
+    }
+
+    /// The whatis lines of a modulefile.
+    ///
+    /// # Errors
+    /// An evaluation error.
+    pub fn whatis_of(&self, f: &ModuleFile) -> Result<Vec<String>, ModError> {
+        self.inner.borrow_mut().whatis.clear();
+        self.eval(f, &f.full_name(), Mode::Whatis)?;
+        Ok(std::mem::take(&mut self.inner.borrow_mut().whatis))
+    }
+
+    fn resolve_or_err(&self, name: &str) -> Result<ModuleFile, ModError> {
+        let i = self.inner.borrow();
+        let t = i.tree_for(name);
+        t.resolve(name).cloned().ok_or_else(|| ModError::Unknown {
+            name: name.to_string(),
+            suggestions: i.suggest(name),
+        })
+    }
+
+    /// Messages gathered so far.
+    pub fn take_messages(&self) -> Vec<String> {
+        std::mem::take(&mut self.inner.borrow_mut().messages)
+    }
+
+    /// Rewrites LOADEDMODULES and _LMFILES_ from the state, then returns the changes.
+    pub fn finish(&self) -> Vec<crate::env::Change> {
+        let mut i = self.inner.borrow_mut();
+        let names: Vec<String> = i.env.state.loaded.iter().map(|l| l.full_name()).collect();
+        let files: Vec<String> = i.env.state.loaded.iter().map(|l| l.file.clone()).collect();
+        if names.is_empty() {
+            if i.env.get("LOADEDMODULES").is_some() {
+                i.env.unset("LOADEDMODULES");
+            }
+            if i.env.get("_LMFILES_").is_some() {
+                i.env.unset("_LMFILES_");
+            }
+        } else {
+            i.env.set("LOADEDMODULES", &names.join(":"));
+            i.env.set("_LMFILES_", &files.join(":"));
+        }
+        i.env.changes()
+    }
+}
+
+impl RcReader for Engine {
+    fn read_rc(&self, path: &Path) -> Vec<RcDirective> {
+        read_rc(&self.lua, path)
+    }
+}
+
+/// Evaluates a `.modulerc.lua` in its own small sandbox and returns its directives.
+fn read_rc(lua: &Lua, path: &Path) -> Vec<RcDirective> {
+    let Ok(code) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let out: Rc<RefCell<Vec<RcDirective>>> = Rc::default();
+    let run = || -> mlua::Result<()> {
+        let env = lua.create_table()?;
+        let o = out.clone();
+        env.set(
+            "module_version",
+            lua.create_function(move |_, args: MultiValue| {
+                let v = strings(&args);
+                if let Some((t, syms)) = v.split_first() {
+                    o.borrow_mut().push(RcDirective::Version {
+                        target: t.clone(),
+                        symbols: syms.to_vec(),
+                    });
+                }
+                Ok(())
+            })?,
+        )?;
+        let o = out.clone();
+        env.set(
+            "module_alias",
+            lua.create_function(move |_, args: MultiValue| {
+                let v = strings(&args);
+                if let (Some(a), Some(t)) = (v.first(), v.get(1)) {
+                    o.borrow_mut().push(RcDirective::Alias {
+                        alias: a.clone(),
+                        target: t.clone(),
+                    });
+                }
+                Ok(())
+            })?,
+        )?;
+        for n in ["hide_version", "hide_modulefile"] {
+            let o = out.clone();
+            env.set(
+                n,
+                lua.create_function(move |_, args: MultiValue| {
+                    for s in strings(&args) {
+                        o.borrow_mut().push(RcDirective::Hide(s));
+                    }
+                    Ok(())
+                })?,
+            )?;
+        }
+        lua.load(code)
+            .set_name(format!("@{}", path.display()))
+            .set_environment(env)
+            .exec()
+    };
+    // A broken rc file is ignored, as Lmod ignores rc errors for listing purposes.
+    let _ = run();
+    let r = out.borrow().clone();
+    r
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DepKind {
+    Load,
+    TryLoad,
+    DependsOn,
+    Always,
+    Any,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LoadHow {
+    User,
+    Dependency,
+    DependsOn,
+}
+
+impl Inner {
+    fn frame(&self) -> Option<&Frame> {
+        self.frames.last()
+    }
+
+    fn mode(&self) -> Mode {
+        self.frames.last().map_or(Mode::Load, |f| f.mode)
+    }
+
+    fn show_call(&mut self, f: &str, args: &[&str]) {
+        let a: Vec<String> = args.iter().map(|s| quote_lua(s)).collect();
+        let line = format!("{f}({})\n", a.join(","));
+        self.show.push_str(&line);
+    }
+
+    fn refresh_modulepath(&mut self) {
+        self.modulepath_dirs = split_modulepath(self.env.get("MODULEPATH"));
+    }
+
+    /// The part of the tree where `name` can be (fast path for load).
+    fn tree_for(&self, name: &str) -> Tree {
+        let first = name.split('/').next().unwrap_or(name);
+        // Aliases may live in top-level rc files: fall back to a full scan if needed.
+        let t = Tree::scan(
+            &self.modulepath_dirs,
+            Scope::FirstComponent(first),
+            &FreshLuaRc,
+        );
+        if t.resolve(name).is_some() {
+            return t;
+        }
+        Tree::scan(&self.modulepath_dirs, Scope::All, &FreshLuaRc)
+    }
+
+    fn suggest(&self, name: &str) -> Vec<String> {
+        Tree::scan(&self.modulepath_dirs, Scope::All, &FreshLuaRc).suggest(name)
+    }
+
+    /// Index of the loaded module named `name` (full name, or short name).
+    fn find_loaded(&self, name: &str) -> Option<usize> {
+        let l = &self.env.state.loaded;
+        l.iter()
+            .position(|m| m.full_name() == name)
+            .or_else(|| l.iter().position(|m| m.sn == name))
+    }
+}
+
+/// Reads rc files with a fresh Lua state: tree scans run inside Lua callbacks, where
+/// the engine's own state is busy.
+struct FreshLuaRc;
+impl RcReader for FreshLuaRc {
+    fn read_rc(&self, path: &Path) -> Vec<RcDirective> {
+        read_rc(&Lua::new(), path)
+    }
+}
+
+fn split_modulepath(v: Option<&str>) -> Vec<PathBuf> {
+    v.unwrap_or("")
+        .split(':')
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .collect()
+}
+
+fn absolute(cwd: &Path, d: &str) -> String {
+    let p = Path::new(d);
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        cwd.join(p)
+    };
+    let s = abs.display().to_string();
+    let t = s.trim_end_matches('/');
+    if t.is_empty() {
+        "/".into()
+    } else {
+        t.to_string()
+    }
+}
+
+fn eval_file(
+    lua: &Lua,
+    inner: &Rc<RefCell<Inner>>,
+    base: &Table,
+    file: &ModuleFile,
+    usr_name: &str,
+    mode: Mode,
+) -> Result<(), ModError> {
+    let code = std::fs::read_to_string(&file.path)
+        .map_err(|e| ModError::Eval(format!("{}: {e}", file.path.display())))?;
+    let run = || -> mlua::Result<()> {
+        let env = lua.create_table()?;
+        let meta = lua.create_table()?;
+        meta.set("__index", base.clone())?;
+        env.set_metatable(Some(meta));
+        env.set("_G", env.clone())?;
+        lua.load(code.as_str())
+            .set_name(format!("@{}", file.path.display()))
+            .set_environment(env)
+            .exec()
+    };
+    inner.borrow_mut().frames.push(Frame {
+        file: file.clone(),
+        usr_name: usr_name.to_string(),
+        mode,
+    });
+    let r = run();
+    inner.borrow_mut().frames.pop();
+    r.map_err(from_lua)
+}
+
+fn load_module(
+    lua: &Lua,
+    inner: &Rc<RefCell<Inner>>,
+    base: &Table,
+    name: &str,
+    how: LoadHow,
+) -> Result<(), ModError> {
+    let (file, already, same_sn) = {
+        let i = inner.borrow();
+        let t = i.tree_for(name);
+        let Some(f) = t.resolve(name).cloned() else {
+            return Err(ModError::Unknown {
+                name: name.to_string(),
+                suggestions: i.suggest(name),
+            });
+        };
+        let already = i
+            .env
+            .state
+            .loaded
+            .iter()
+            .position(|l| l.file == f.path.display().to_string());
+        let same_sn = i.env.state.loaded.iter().position(|l| l.sn == f.sn);
+        (f, already, same_sn)
+    };
+    if let Some(idx) = already {
+        if how == LoadHow::DependsOn {
+            inner.borrow_mut().env.state.loaded[idx].refs += 1;
+            return Ok(());
+        }
+        // Lmod reloads a module that is loaded again: it is unloaded and loaded, so its
+        // paths move to the front; who holds it is kept.
+        let old = inner.borrow().env.state.loaded[idx].clone();
+        unload_module(lua, inner, base, &old.full_name(), true)?;
+        load_module(lua, inner, base, name, how)?;
+        let mut i = inner.borrow_mut();
+        if let Some(l) = i.env.state.loaded.iter_mut().find(|l| l.file == old.file) {
+            l.user |= old.user;
+            l.refs = old.refs;
+        }
+        return Ok(());
+    }
+    // The one-name rule: another version of the same name is swapped out.
+    if let Some(idx) = same_sn {
+        let old = inner.borrow().env.state.loaded[idx].full_name();
+        unload_module(lua, inner, base, &old, true)?;
+    }
+    inner.borrow_mut().pending_props.clear();
+    eval_file(lua, inner, base, &file, name, Mode::Load)?;
+    let mut i = inner.borrow_mut();
+    let props = std::mem::take(&mut i.pending_props);
+    let mut l = Loaded {
+        sn: file.sn.clone(),
+        version: file.version.clone(),
+        file: file.path.display().to_string(),
+        user: how == LoadHow::User,
+        refs: u32::from(how == LoadHow::DependsOn),
+        usr_name: name.to_string(),
+        props: Default::default(),
+    };
+    for (k, v) in props {
+        l.props.entry(k).or_default().push(v);
+    }
+    i.env.state.loaded.push(l);
+    Ok(())
+}
+
+fn unload_module(
+    lua: &Lua,
+    inner: &Rc<RefCell<Inner>>,
+    base: &Table,
+    name: &str,
+    _user: bool,
+) -> Result<(), ModError> {
+    let entry = {
+        let i = inner.borrow();
+        i.find_loaded(name)
+            .map(|idx| i.env.state.loaded[idx].clone())
+    };
+    let Some(l) = entry else {
+        return Ok(());
+    };
+    let file = ModuleFile {
+        sn: l.sn.clone(),
+        version: l.version.clone(),
+        path: PathBuf::from(&l.file),
+        hidden: false,
+        dir: 0,
+    };
+    // Take it off the list first, so that its own `isloaded` and nested unloads see it gone.
+    {
+        let mut i = inner.borrow_mut();
+        i.env.state.loaded.retain(|m| m.file != l.file);
+        // Release families it holds.
+        let fams: Vec<String> = i
+            .env
+            .state
+            .families
+            .iter()
+            .filter(|(_, sn)| **sn == l.sn)
+            .map(|(f, _)| f.clone())
+            .collect();
+        for f in fams {
+            i.env.state.families.remove(&f);
+        }
+    }
+    eval_file(lua, inner, base, &file, &l.usr_name, Mode::Unload)
+}
+
+fn dependency(
+    lua: &Lua,
+    inner: &Rc<RefCell<Inner>>,
+    base: &Table,
+    fname: &str,
+    kind: DepKind,
+    names: &[String],
+) -> mlua::Result<()> {
+    let mode = inner.borrow().mode();
+    match mode {
+        Mode::Show => {
+            let a: Vec<&str> = names.iter().map(String::as_str).collect();
+            inner.borrow_mut().show_call(fname, &a);
+            Ok(())
+        }
+        Mode::Load => {
+            if kind == DepKind::Any {
+                if names
+                    .iter()
+                    .any(|n| inner.borrow().find_loaded(n).is_some())
+                {
+                    return Ok(());
+                }
+                for n in names {
+                    match load_module(lua, inner, base, n, LoadHow::Dependency) {
+                        Ok(()) => return Ok(()),
+                        Err(ModError::Unknown { .. }) => continue,
+                        Err(e) => return Err(lua_err(e)),
+                    }
+                }
+                return Err(lua_err(ModError::Rule(format!(
+                    "load_any: none of these modules could be loaded: {}",
+                    names.join(" ")
+                ))));
+            }
+            for n in names {
+                let how = if kind == DepKind::DependsOn {
+                    LoadHow::DependsOn
+                } else {
+                    LoadHow::Dependency
+                };
+                match load_module(lua, inner, base, n, how) {
+                    Err(ModError::Unknown { .. }) if kind == DepKind::TryLoad => {}
+                    r => r.map_err(lua_err)?,
+                }
+            }
+            Ok(())
+        }
+        Mode::Unload => {
+            match kind {
+                DepKind::Always => {}
+                DepKind::DependsOn => {
+                    for n in names.iter().rev() {
+                        let drop = {
+                            let mut i = inner.borrow_mut();
+                            match i.find_loaded(n) {
+                                Some(idx) => {
+                                    let l = &mut i.env.state.loaded[idx];
+                                    l.refs = l.refs.saturating_sub(1);
+                                    l.refs == 0 && !l.user
+                                }
+                                None => false,
+                            }
+                        };
+                        if drop {
+                            unload_module(lua, inner, base, n, false).map_err(lua_err)?;
+                        }
+                    }
+                }
+                _ => {
+                    for n in names.iter().rev() {
+                        unload_module(lua, inner, base, n, false).map_err(lua_err)?;
+                    }
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn rule(inner: &Rc<RefCell<Inner>>, fname: &str, names: &[String]) -> mlua::Result<()> {
+    let i = inner.borrow();
+    match i.mode() {
+        Mode::Show => {
+            drop(i);
+            let a: Vec<&str> = names.iter().map(String::as_str).collect();
+            inner.borrow_mut().show_call(fname, &a);
+            Ok(())
+        }
+        Mode::Load => match fname {
+            "conflict" => {
+                let clash: Vec<String> = names
+                    .iter()
+                    .filter_map(|n| {
+                        i.find_loaded(n)
+                            .map(|idx| i.env.state.loaded[idx].full_name())
+                    })
+                    .collect();
+                if clash.is_empty() {
+                    Ok(())
+                } else {
+                    Err(lua_err(ModError::Rule(format!(
+                        "Cannot load module \"{}\" because these module(s) are loaded:\n   {}",
+                        i.frame().map(|f| f.file.full_name()).unwrap_or_default(),
+                        clash.join(" ")
+                    ))))
+                }
+            }
+            "prereq" => {
+                let missing: Vec<&String> = names
+                    .iter()
+                    .filter(|n| i.find_loaded(n).is_none())
+                    .collect();
+                if missing.is_empty() {
+                    Ok(())
+                } else {
+                    Err(lua_err(ModError::Rule(format!(
+                        "Cannot load module \"{}\" without these module(s) loaded:\n   {}",
+                        i.frame().map(|f| f.file.full_name()).unwrap_or_default(),
+                        missing
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ))))
+                }
+            }
+            _ => {
+                if names.iter().any(|n| i.find_loaded(n).is_some()) {
+                    Ok(())
+                } else {
+                    Err(lua_err(ModError::Rule(format!(
+                            "Cannot load module \"{}\" without at least one of these module(s) loaded:\n   {}",
+                            i.frame().map(|f| f.file.full_name()).unwrap_or_default(),
+                            names.join(" ")
+                        ))))
+                }
+            }
+        },
+        _ => Ok(()),
+    }
+}
+
+fn family(lua: &Lua, inner: &Rc<RefCell<Inner>>, base: &Table, fam: &str) -> mlua::Result<()> {
+    let (mode, me) = {
+        let i = inner.borrow();
+        (i.mode(), i.frame().map(|f| f.file.clone()))
+    };
+    let Some(me) = me else { return Ok(()) };
+    let var = format!("LMOD_FAMILY_{}", fam.to_uppercase());
+    match mode {
+        Mode::Load => {
+            let holder = inner.borrow().env.state.families.get(fam).cloned();
+            if let Some(other) = holder.filter(|o| *o != me.sn) {
+                // Lmod's auto swap: the other member of the family goes.
+                unload_module(lua, inner, base, &other, true).map_err(lua_err)?;
+            }
+            let mut i = inner.borrow_mut();
+            i.env.state.families.insert(fam.to_string(), me.sn.clone());
+            i.env.set(&var, &me.sn);
+            i.env.set(
+                &format!("{var}_VERSION"),
+                me.version.as_deref().unwrap_or(""),
+            );
+        }
+        Mode::Unload => {
+            let mut i = inner.borrow_mut();
+            i.env.state.families.remove(fam);
+            i.env.unset(&var);
+            i.env.unset(&format!("{var}_VERSION"));
+        }
+        Mode::Show => inner.borrow_mut().show_call("family", &[fam]),
+        _ => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! `mlmod`: renders `module` commands as shell code.
+//!
+//! - `mlmod init SHELL` prints the code that defines `module` and `ml`
+//!   (`eval "$(mlmod init bash)"`);
+//! - `mlmod SHELL ARGS...` runs `module ARGS...` and prints code for SHELL to eval,
+//!   so mlmod can stand where Lmod's `$LMOD_CMD` stands; `mlmod SHELL ml ARGS...` runs
+//!   `ml ARGS...`. Messages go to stderr. SHELL: bash, zsh, sh, fish, csh, tcsh, json.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use mlmod::shell::{self, Shell};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let shells = "bash, zsh, sh, fish, csh, tcsh, json";
+    match args.first().map(String::as_str) {
+        None | Some("-h" | "--help") => {
+            eprintln!(
+                "usage: mlmod init SHELL | mlmod SHELL [ml] SUBCOMMAND [ARGS...]\nshells: {shells}"
+            );
+            ExitCode::SUCCESS
+        }
+        Some("--version") => {
+            println!("mlmod {}", mlmod::commands::VERSION);
+            ExitCode::SUCCESS
+        }
+        Some("init") => {
+            let Some(sh) = args.get(1).and_then(|s| Shell::parse(s)) else {
+                eprintln!("mlmod init: expected a shell: {shells}");
+                return ExitCode::from(2);
+            };
+            let exe = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "mlmod".into());
+            emit(&shell::init(sh, &exe));
+            ExitCode::SUCCESS
+        }
+        Some(s) => {
+            let Some(sh) = Shell::parse(s) else {
+                eprintln!("mlmod: unknown shell {s:?}; expected one of: {shells}, or init");
+                return ExitCode::from(2);
+            };
+            let (ml, rest) = match args.get(1).map(String::as_str) {
+                Some("ml") => (true, &args[2..]),
+                _ => (false, &args[1..]),
+            };
+            let env = std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect();
+            let out = mlmod::commands::run(env, sh.name(), rest, ml);
+            if !out.text.is_empty() && sh != Shell::Json {
+                let _ = std::io::stderr().write_all(out.text.as_bytes());
+            }
+            let messages: Vec<String> = if sh == Shell::Json {
+                vec![out.text.clone()]
+            } else {
+                Vec::new()
+            };
+            emit(&shell::render(sh, &out.changes, &messages, out.ok));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn emit(s: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(s.as_bytes()).and_then(|_| o.flush());
+}

@@ -1,0 +1,440 @@
+//! Finding modulefiles on MODULEPATH: names, versions, defaults, aliases, hidden ones.
+//!
+//! Layout, as Lmod reads it (<https://lmod.readthedocs.io/en/latest/060_locating.html>):
+//! `DIR/NAME/VERSION.lua` is module `NAME/VERSION` (`NAME` may contain `/`);
+//! `DIR/NAME.lua` is a module without a version. A file or folder starting with `.` is
+//! hidden: loadable by its full name, not listed. In `DIR/NAME/`:
+//! - a `default` symlink names the default version;
+//! - `.modulerc.lua` may call `module_version("NAME/V", "sym", ...)` (a symbolic
+//!   version; `"default"` marks the default), `module_alias`, `hide_version`;
+//! - `.version` (Tcl) may `set ModulesVersion "V"`.
+//!
+//! Without a marked default the highest version by [`crate::version`] ordering wins,
+//! across all MODULEPATH folders; among equal versions the earlier folder wins.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::version::version_key;
+
+/// One modulefile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleFile {
+    /// Short name, e.g. `GCCcore` or `compiler/gcc`.
+    pub sn: String,
+    /// Version, or `None` for `DIR/NAME.lua`.
+    pub version: Option<String>,
+    /// The file.
+    pub path: PathBuf,
+    /// Hidden (a `.` name, or `hide_version`).
+    pub hidden: bool,
+    /// Index of the MODULEPATH folder it was found in.
+    pub dir: usize,
+}
+
+impl ModuleFile {
+    /// `NAME/VERSION` or `NAME`.
+    pub fn full_name(&self) -> String {
+        match &self.version {
+            Some(v) => format!("{}/{}", self.sn, v),
+            None => self.sn.clone(),
+        }
+    }
+}
+
+/// All versions of one name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NameEntry {
+    /// The versions, in MODULEPATH order then version order.
+    pub files: Vec<ModuleFile>,
+    /// The marked default version (symlink, `.modulerc.lua`, `.version`), if any.
+    pub marked_default: Option<String>,
+    /// Symbolic versions: `(symbol, version)`, from `module_version`.
+    pub symbols: Vec<(String, String)>,
+}
+
+impl NameEntry {
+    /// The default: the marked one if it exists, else the highest visible version
+    /// (the earlier folder on ties).
+    pub fn default_file(&self) -> Option<&ModuleFile> {
+        if let Some(d) = &self.marked_default {
+            if let Some(f) = self
+                .files
+                .iter()
+                .find(|f| f.version.as_deref() == Some(d.as_str()))
+            {
+                return Some(f);
+            }
+        }
+        let mut best: Option<&ModuleFile> = None;
+        for f in self.files.iter().filter(|f| !f.hidden) {
+            let better = match best {
+                None => true,
+                Some(b) => {
+                    let (kf, kb) = (key(f), key(b));
+                    kf > kb || (kf == kb && f.dir < b.dir)
+                }
+            };
+            if better {
+                best = Some(f);
+            }
+        }
+        best
+    }
+
+    /// Symbolic versions that point at `version`.
+    pub fn symbols_of(&self, version: &str) -> Vec<&str> {
+        self.symbols
+            .iter()
+            .filter(|(_, v)| v == version)
+            .map(|(s, _)| s.as_str())
+            .collect()
+    }
+}
+
+fn key(f: &ModuleFile) -> String {
+    version_key(f.version.as_deref().unwrap_or(""))
+}
+
+/// Modulefiles found on a MODULEPATH.
+#[derive(Clone, Debug, Default)]
+pub struct Tree {
+    /// The MODULEPATH folders, in order.
+    pub dirs: Vec<PathBuf>,
+    /// Names, sorted case-insensitively as Lmod lists them.
+    pub names: BTreeMap<String, NameEntry>,
+    /// `module_alias(alias, target)` entries.
+    pub aliases: Vec<(String, String)>,
+}
+
+/// Reads rc files (`.modulerc.lua`): implemented by the Lua evaluator.
+pub trait RcReader {
+    /// Evaluates an rc file; returns its directives.
+    fn read_rc(&self, path: &Path) -> Vec<RcDirective>;
+}
+
+/// A directive of a `.modulerc.lua`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RcDirective {
+    /// `module_version("NAME/V", "sym", ...)`.
+    Version {
+        /// The target full name.
+        target: String,
+        /// The symbolic names.
+        symbols: Vec<String>,
+    },
+    /// `module_alias("alias", "target")`.
+    Alias {
+        /// The alias.
+        alias: String,
+        /// The target.
+        target: String,
+    },
+    /// `hide_version("NAME/V")` or `hide_modulefile(path)`.
+    Hide(String),
+}
+
+/// Which part of the tree to read.
+#[derive(Clone, Copy, Debug)]
+pub enum Scope<'a> {
+    /// Everything.
+    All,
+    /// Only names whose first path component is this (for a fast `load`).
+    FirstComponent(&'a str),
+}
+
+impl Tree {
+    /// Scans `dirs` (missing folders are skipped, as Lmod does).
+    pub fn scan(dirs: &[PathBuf], scope: Scope<'_>, rc: &dyn RcReader) -> Tree {
+        let mut tree = Tree {
+            dirs: dirs.to_vec(),
+            ..Tree::default()
+        };
+        for (i, dir) in dirs.iter().enumerate() {
+            match scope {
+                Scope::All => tree.walk(i, dir, "", rc),
+                Scope::FirstComponent(c) => {
+                    if c.is_empty() || c.contains('/') || c == "." || c == ".." {
+                        continue;
+                    }
+                    let p = dir.join(c);
+                    if p.is_dir() {
+                        tree.walk(i, &p, c, rc);
+                    }
+                    let f = dir.join(format!("{c}.lua"));
+                    if f.is_file() {
+                        tree.add(i, c, None, f, c.starts_with('.'));
+                    }
+                }
+            }
+            if let Scope::All = scope {
+                let rcf = dir.join(".modulerc.lua");
+                if rcf.is_file() {
+                    tree.apply_rc(i, "", &rc.read_rc(&rcf));
+                }
+            }
+        }
+        for e in tree.names.values_mut() {
+            e.files
+                .sort_by(|a, b| a.dir.cmp(&b.dir).then_with(|| key(a).cmp(&key(b))));
+        }
+        tree
+    }
+
+    fn add(&mut self, dir: usize, sn: &str, version: Option<String>, path: PathBuf, hidden: bool) {
+        let e = self.names.entry(sn.to_string()).or_default();
+        e.files.push(ModuleFile {
+            sn: sn.to_string(),
+            version,
+            path,
+            hidden,
+            dir,
+        });
+    }
+
+    /// Walks `path`, whose name relative to the MODULEPATH folder is `rel`.
+    fn walk(&mut self, dir: usize, path: &Path, rel: &str, rc: &dyn RcReader) {
+        let Ok(rd) = std::fs::read_dir(path) else {
+            return;
+        };
+        let mut entries: Vec<(String, PathBuf)> = rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok().map(|n| (n, e.path())))
+            .collect();
+        entries.sort();
+        let mut has_files = false;
+        for (name, p) in &entries {
+            if name == ".modulerc.lua"
+                || name == ".modulerc"
+                || name == ".version"
+                || name == "default"
+            {
+                continue;
+            }
+            if let Some(stem) = name.strip_suffix(".lua") {
+                if p.is_file() {
+                    has_files = true;
+                    let hidden =
+                        stem.starts_with('.') || rel.split('/').any(|c| c.starts_with('.'));
+                    if rel.is_empty() {
+                        self.add(dir, stem, None, p.clone(), hidden);
+                    } else {
+                        self.add(dir, rel, Some(stem.to_string()), p.clone(), hidden);
+                    }
+                    continue;
+                }
+            }
+            if p.is_dir() {
+                let child = if rel.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{rel}/{name}")
+                };
+                self.walk(dir, p, &child, rc);
+            }
+        }
+        if rel.is_empty() {
+            return;
+        }
+        // Defaults and rc files of this name folder.
+        let _ = has_files;
+        let default_link = path.join("default");
+        if let Ok(target) = std::fs::read_link(&default_link) {
+            if let Some(t) = target.file_name().and_then(|t| t.to_str()) {
+                let v = t.strip_suffix(".lua").unwrap_or(t).to_string();
+                self.names
+                    .entry(rel.to_string())
+                    .or_default()
+                    .marked_default
+                    .get_or_insert(v);
+            }
+        }
+        let rcf = path.join(".modulerc.lua");
+        if rcf.is_file() {
+            let d = rc.read_rc(&rcf);
+            self.apply_rc(dir, rel, &d);
+        }
+        let vf = path.join(".version");
+        if let Ok(text) = std::fs::read_to_string(&vf) {
+            if let Some(v) = parse_dot_version(&text) {
+                self.names
+                    .entry(rel.to_string())
+                    .or_default()
+                    .marked_default
+                    .get_or_insert(v);
+            }
+        }
+    }
+
+    fn apply_rc(&mut self, _dir: usize, _rel: &str, directives: &[RcDirective]) {
+        for d in directives {
+            match d {
+                RcDirective::Version { target, symbols } => {
+                    let Some((sn, v)) = split_full(target, self) else {
+                        continue;
+                    };
+                    let e = self.names.entry(sn).or_default();
+                    for s in symbols {
+                        if s == "default" {
+                            e.marked_default.get_or_insert(v.clone());
+                        } else if !e.symbols.iter().any(|(x, _)| x == s) {
+                            e.symbols.push((s.clone(), v.clone()));
+                        }
+                    }
+                }
+                RcDirective::Alias { alias, target } => {
+                    self.aliases.push((alias.clone(), target.clone()))
+                }
+                RcDirective::Hide(full) => {
+                    if let Some((sn, v)) = split_full(full, self) {
+                        if let Some(e) = self.names.get_mut(&sn) {
+                            for f in &mut e.files {
+                                if f.version.as_deref() == Some(v.as_str()) {
+                                    f.hidden = true;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Finds the modulefile a user's request names: `NAME` (the default), `NAME/V`
+    /// (exact, then a symbolic version, then the highest `V.*`), or an alias.
+    pub fn resolve(&self, request: &str) -> Option<&ModuleFile> {
+        let request = request.trim_end_matches('/');
+        if let Some((_, target)) = self.aliases.iter().find(|(a, _)| a == request) {
+            if target != request {
+                return self.resolve(target);
+            }
+        }
+        if let Some(e) = self.names.get(request) {
+            if let Some(f) = e.default_file() {
+                return Some(f);
+            }
+        }
+        let mut cut = request.len();
+        while let Some(i) = request[..cut].rfind('/') {
+            let (sn, spec) = (&request[..i], &request[i + 1..]);
+            if let Some(e) = self.names.get(sn) {
+                if let Some(f) = resolve_version(e, spec) {
+                    return Some(f);
+                }
+            }
+            cut = i;
+        }
+        None
+    }
+
+    /// Visible modulefiles, sorted by name then version.
+    pub fn visible(&self) -> impl Iterator<Item = &ModuleFile> {
+        self.names
+            .values()
+            .flat_map(|e| e.files.iter().filter(|f| !f.hidden))
+    }
+
+    /// Names close to `request`, for "did you mean" messages (same letters ignoring
+    /// case, or an edit distance of at most 2), at most 5.
+    pub fn suggest(&self, request: &str) -> Vec<String> {
+        let sn = request.split('/').next().unwrap_or(request).to_lowercase();
+        let mut out: Vec<(usize, &String)> = self
+            .names
+            .keys()
+            .filter_map(|n| {
+                let d = edit_distance(&n.to_lowercase(), &sn);
+                (d <= 2 || n.to_lowercase().contains(&sn) && sn.len() >= 3).then_some((d, n))
+            })
+            .collect();
+        out.sort();
+        out.into_iter().take(5).map(|(_, n)| n.clone()).collect()
+    }
+}
+
+fn resolve_version<'a>(e: &'a NameEntry, spec: &str) -> Option<&'a ModuleFile> {
+    if spec == "default" {
+        return e.default_file();
+    }
+    if let Some(f) = e.files.iter().find(|f| f.version.as_deref() == Some(spec)) {
+        return Some(f);
+    }
+    if let Some((_, v)) = e.symbols.iter().find(|(s, _)| s == spec) {
+        return e
+            .files
+            .iter()
+            .find(|f| f.version.as_deref() == Some(v.as_str()));
+    }
+    // Partial version: the highest visible version that starts with `spec` followed by
+    // a separator (`gcc/5.5.0` finds `gcc/5.5.0-264foil`, `Java/1` finds `1.8.0_181`
+    // but not `11.0.2`).
+    e.files
+        .iter()
+        .filter(|f| {
+            !f.hidden
+                && f.version.as_deref().is_some_and(|v| {
+                    v.len() > spec.len()
+                        && v.starts_with(spec)
+                        && !v.as_bytes()[spec.len()].is_ascii_alphanumeric()
+                })
+        })
+        .max_by(|a, b| key(a).cmp(&key(b)).then(b.dir.cmp(&a.dir)))
+}
+
+/// Splits `NAME/V` where NAME is a known name (or, failing that, at the last `/`).
+fn split_full(full: &str, tree: &Tree) -> Option<(String, String)> {
+    let mut cut = full.len();
+    while let Some(i) = full[..cut].rfind('/') {
+        if tree.names.contains_key(&full[..i]) {
+            return Some((full[..i].to_string(), full[i + 1..].to_string()));
+        }
+        cut = i;
+    }
+    full.rfind('/')
+        .map(|i| (full[..i].to_string(), full[i + 1..].to_string()))
+}
+
+/// The version a Tcl `.version` file sets: `set ModulesVersion "V"`.
+pub fn parse_dot_version(text: &str) -> Option<String> {
+    for line in text.lines() {
+        let mut w = line.split_whitespace();
+        if w.next() == Some("set") && w.next() == Some("ModulesVersion") {
+            let v = w.next()?.trim_matches(|c| c == '"' || c == '{' || c == '}');
+            return Some(v.to_string());
+        }
+    }
+    None
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut cur = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_version_files() {
+        assert_eq!(
+            parse_dot_version("#%Module\nset ModulesVersion \"1.2\"\n"),
+            Some("1.2".into())
+        );
+        assert_eq!(parse_dot_version("#%Module\n"), None);
+    }
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("gcc", "gcd"), 1);
+        assert_eq!(edit_distance("python", "pyhton"), 2);
+    }
+}
