@@ -116,7 +116,13 @@ pub fn run(env: HashMap<String, String>, shell: &str, args: &[String], ml: bool)
             },
         }
     };
-    let result = dispatch(&engine, cmd, &rest, &opts);
+    let modulepath_before = engine.modulepath();
+    let result = dispatch(&engine, cmd, &rest, &opts).and_then(|r| {
+        if engine.modulepath() != modulepath_before {
+            engine.reload_hierarchy(modulepath_before.as_deref())?;
+        }
+        Ok(r)
+    });
     let mut messages = engine.take_messages();
     match result {
         Ok((text, status)) => {
@@ -337,13 +343,16 @@ fn list(engine: &Engine, terse: bool) -> String {
 }
 
 fn sort_files(files: &mut [&ModuleFile]) {
+    // Names compare with a trailing `/`, as Lmod lists them (`Boost.MPI` before `Boost`).
     files.sort_by(|a, b| {
-        a.sn.cmp(&b.sn).then_with(|| {
-            crate::version::compare(
-                a.version.as_deref().unwrap_or(""),
-                b.version.as_deref().unwrap_or(""),
-            )
-        })
+        format!("{}/", a.sn)
+            .cmp(&format!("{}/", b.sn))
+            .then_with(|| {
+                crate::version::compare(
+                    a.version.as_deref().unwrap_or(""),
+                    b.version.as_deref().unwrap_or(""),
+                )
+            })
     });
 }
 
@@ -359,7 +368,9 @@ fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
             .visible()
             .filter(|f| f.dir == di)
             .filter(|f| {
-                filters.is_empty() || filters.iter().any(|p| f.full_name().contains(p.as_str()))
+                // Lmod matches search strings case-insensitively anywhere in the name.
+                let n = f.full_name().to_lowercase();
+                filters.is_empty() || filters.iter().any(|p| n.contains(&p.to_lowercase()))
             })
             .collect();
         if opts.defaults_only {
@@ -372,8 +383,14 @@ fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
         sort_files(&mut files);
         if opts.terse {
             out += &format!("{}:\n", dir.display());
+            let mut last_sn: Option<&str> = None;
             for f in files {
                 let e = &tree.names[&f.sn];
+                let plain = filters.is_empty() && !opts.defaults_only;
+                if plain && f.version.is_some() && last_sn != Some(f.sn.as_str()) {
+                    out += &format!("{}/\n", f.sn);
+                }
+                last_sn = Some(f.sn.as_str());
                 if let Some(v) = &f.version {
                     for s in e.symbols_of(v) {
                         out += &format!("{}/{s}(@{})\n", f.sn, f.full_name());

@@ -873,6 +873,88 @@ impl Engine {
         std::mem::take(&mut self.inner.borrow_mut().messages)
     }
 
+    /// After MODULEPATH changed (a compiler or MPI module was loaded, swapped or
+    /// unloaded, or `use`/`unuse`), makes every loaded module the one its name now
+    /// finds, as Lmod does: a module whose name finds another file is reloaded from it
+    /// (swapping a compiler reloads the libraries built with it); one whose name finds
+    /// nothing is unloaded and remembered as inactive, and inactive modules whose name
+    /// finds a file again are loaded.
+    ///
+    /// # Errors
+    /// [`ModError`] from a reload.
+    pub fn reload_hierarchy(&self, modulepath_before: Option<&str>) -> Result<(), ModError> {
+        let _ = modulepath_before;
+        for _round in 0..8 {
+            let mut changed = false;
+            let loaded = self.loaded();
+            for l in loaded {
+                let still = self
+                    .inner
+                    .borrow()
+                    .env
+                    .state
+                    .loaded
+                    .iter()
+                    .any(|m| m.file == l.file);
+                if !still {
+                    continue;
+                }
+                let want = if l.usr_name.is_empty() {
+                    l.full_name()
+                } else {
+                    l.usr_name.clone()
+                };
+                let found = self.resolve(&want).or_else(|| self.resolve(&l.sn));
+                match found {
+                    Some(f) if f.path.display().to_string() == l.file => {}
+                    Some(f) => {
+                        unload_module(&self.lua, &self.inner, &self.base, &l.full_name(), true)?;
+                        let how = if l.refs > 0 && !l.user {
+                            LoadHow::DependsOn
+                        } else if l.user {
+                            LoadHow::User
+                        } else {
+                            LoadHow::Dependency
+                        };
+                        load_module(&self.lua, &self.inner, &self.base, &f.full_name(), how)?;
+                        changed = true;
+                    }
+                    None => {
+                        unload_module(&self.lua, &self.inner, &self.base, &l.full_name(), true)?;
+                        self.inner.borrow_mut().env.state.inactive.push(want);
+                        changed = true;
+                    }
+                }
+            }
+            let inactive = self.inner.borrow().env.state.inactive.clone();
+            for n in inactive {
+                if self.resolve(&n).is_some() {
+                    self.inner
+                        .borrow_mut()
+                        .env
+                        .state
+                        .inactive
+                        .retain(|x| *x != n);
+                    load_module(&self.lua, &self.inner, &self.base, &n, LoadHow::User)?;
+                    changed = true;
+                }
+            }
+            if !changed {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// The MODULEPATH of the transaction now.
+    pub fn modulepath(&self) -> Option<String> {
+        self.inner
+            .borrow()
+            .env
+            .get("MODULEPATH")
+            .map(str::to_string)
+    }
+
     /// Rewrites LOADEDMODULES and _LMFILES_ from the state, then returns the changes.
     pub fn finish(&self) -> Vec<crate::env::Change> {
         let mut i = self.inner.borrow_mut();

@@ -107,6 +107,10 @@ pub struct State {
     /// Module families: family -> short name of the module that holds it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub families: BTreeMap<String, String>,
+    /// Modules unloaded because MODULEPATH no longer offers them (Lmod's "inactive"
+    /// modules): the names the user asked for, reloaded when they come back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inactive: Vec<String>,
 }
 
 /// The environment of one command: the process environment plus this command's edits.
@@ -312,6 +316,7 @@ impl Env {
             && self.state.refs.is_empty()
             && self.state.pushenv.is_empty()
             && self.state.families.is_empty()
+            && self.state.inactive.is_empty()
         {
             vars.insert(STATE_VAR.to_string(), None);
         } else {

@@ -1,43 +1,62 @@
 //! Lmod's version ordering.
 //!
-//! Lmod sorts versions with a key built like Python's `pkg_resources.parse_version`
-//! (Lmod's `parseVersion.lua`, <https://lmod.readthedocs.io/en/latest/060_locating.html>):
-//! the lower-cased string is cut into runs of digits, runs of letters, and `-`
-//! separators; numbers are zero-padded, words are marked with `*` (with `dev` → `@`,
-//! `pre`/`preview`/`rc` → `c`, `-` → `final-`), a final `*final` is appended, and
-//! trailing zero numbers before a word are dropped. Keys compare as strings, which gives
+//! Lmod sorts versions by a string key (the algorithm of Lmod's `parseVersion.lua`,
+//! after Python's `pkg_resources.parse_version`; see
+//! <https://lmod.readthedocs.io/en/latest/060_locating.html>). The lower-cased version
+//! is cut into parts: runs of digits (zero-padded to 9 places), runs of letters
+//! (`*word`, with `pre`, `preview` and `rc` read as `c`, `dev` as `@`, and `p` as a
+//! patch marker), `-` and `-p` (a patch marker, `*zfinal-`), `/`, and any other single
+//! character (`*_`, `*+`); `.` separates. A final `*zfinal` ends the key. A patch marker
+//! right before a word is dropped, and so are zero parts before a word or the end.
+//! Keys compare as strings, which gives
 //!
-//! `2.4dev1 < 2.4a1 < 2.4rc1 < 2.4 = 2.4.0 < 2.4-1 < 2.4.1 < 10.0`.
+//! `2.4dev1 < 2.4a1 < 2.4rc1 < 2.4 = 2.4.0 < 2.4-1 < 2.4.1 < 10.0`, and
+//! `2.69-GCCcore-8.3.0 < 2.69`, `3.8.1_Linux < 3.8.1-foss` (as Lmod lists them).
+
+const ZERO: &str = "000000000";
+const PATCH: &str = "*zfinal-";
+const END: &str = "*zfinal";
 
 /// The sort key of a version string. Equal keys mean equal versions (`2.4` and `2.4.0`).
 pub fn version_key(version: &str) -> String {
-    let v = version.to_ascii_lowercase();
     let mut parts: Vec<String> = Vec::new();
-    for part in raw_parts(&v)
-        .into_iter()
-        .chain(std::iter::once("*final".to_string()))
-    {
+    for part in raw_parts(&version.to_lowercase()) {
         if part.starts_with('*') {
-            if part.as_str() < "*final" {
-                while parts.last().is_some_and(|p| p == "*final-") {
+            if part != END {
+                while parts.last().is_some_and(|p| p == PATCH) {
                     parts.pop();
                 }
             }
-            while parts.last().is_some_and(|p| p.bytes().all(|b| b == b'0')) {
+            while parts.last().is_some_and(|p| p == ZERO) {
                 parts.pop();
+            }
+            if part == END {
+                while parts.last().is_some_and(|p| p == PATCH) {
+                    parts.pop();
+                }
             }
         }
         parts.push(part);
     }
-    parts.join(".")
+    parts.join(".").replace("./.", "/")
 }
 
-/// Splits into marked parts: zero-padded numbers, `*word`s, `*final-` for `-`.
+/// Splits a lower-cased version into marked parts, ending with `*zfinal`.
 fn raw_parts(v: &str) -> Vec<String> {
-    let mut out = Vec::new();
     let b = v.as_bytes();
+    let mut out = Vec::new();
     let mut i = 0;
-    while i < b.len() {
+    loop {
+        if i < b.len() && b[i] == b'.' {
+            if i == 0 {
+                out.push(ZERO.to_string());
+            }
+            i += 1;
+        }
+        if i >= b.len() {
+            out.push(END.to_string());
+            return out;
+        }
         let c = b[i];
         if c.is_ascii_digit() {
             let start = i;
@@ -45,27 +64,36 @@ fn raw_parts(v: &str) -> Vec<String> {
                 i += 1;
             }
             let digits = v[start..i].trim_start_matches('0');
-            out.push(format!("{:0>9}", digits));
+            out.push(format!("{digits:0>9}"));
+        } else if c == b'/' {
+            out.push("/".to_string());
+            i += 1;
         } else if c.is_ascii_alphabetic() {
             let start = i;
             while i < b.len() && b[i].is_ascii_alphabetic() {
                 i += 1;
             }
-            let w = &v[start..i];
-            let w = match w {
-                "pre" | "preview" | "rc" => "c",
-                "dev" => "@",
-                w => w,
-            };
-            out.push(format!("*{w}"));
+            out.push(marked(&v[start..i]));
+        } else if c == b'-' && b.get(i + 1) == Some(&b'p') {
+            out.push(PATCH.to_string());
+            i += 2;
         } else {
-            if c == b'-' {
-                out.push("*final-".to_string());
-            }
-            i += 1;
+            // Any other single character (possibly a multi-byte one).
+            let ch = v[i..].chars().next().expect("in bounds");
+            out.push(marked(&v[i..i + ch.len_utf8()]));
+            i += ch.len_utf8();
         }
     }
-    out
+}
+
+fn marked(word: &str) -> String {
+    let w = match word {
+        "pre" | "preview" | "rc" => "c",
+        "dev" => "@",
+        "-" | "p" => "zfinal-",
+        w => w,
+    };
+    format!("*{w}")
 }
 
 /// Compares two versions by Lmod's ordering.
@@ -91,6 +119,18 @@ mod tests {
         assert_eq!(compare("9.0", "10.0"), Less);
         assert_eq!(compare("1.8.0_181", "1.8.0_92"), Greater);
         assert_eq!(compare("4.1.1-foss-2020b", "4.1.2-foss-2021b"), Less);
+        // As Lmod 8.6 lists the easybuild tree.
+        assert_eq!(compare("2.69-GCCcore-8.3.0", "2.69"), Less);
+        assert_eq!(compare("2.69-GCCcore-10.2.0", "2.69"), Less);
+        assert_eq!(compare("2.69-GCCcore-8.3.0", "2.69-GCCcore-10.2.0"), Less);
+        assert_eq!(
+            compare(
+                "3.8.1_Linux_x86_64_CUDA-11",
+                "3.8.1-foss-2019b-CUDA-10.2.89"
+            ),
+            Less
+        );
+        assert_eq!(compare("3.2-p0", "3.2"), Equal);
     }
 
     #[test]
