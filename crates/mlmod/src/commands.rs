@@ -232,7 +232,7 @@ fn dispatch(
         "refresh" => Ok((String::new(), true)),
         "list" => Ok((list(engine, opts.terse), true)),
         "avail" => Ok((avail(engine, rest, opts), true)),
-        "spider" => Ok((spider(engine, rest)?, true)),
+        "spider" => Ok((spider(engine, rest, opts.terse)?, true)),
         "show" => {
             need(rest, "show")?;
             let mut s = String::new();
@@ -471,46 +471,122 @@ fn is_default(tree: &Tree, f: &ModuleFile) -> bool {
         .is_some_and(|d| d.path == f.path)
 }
 
-fn spider(engine: &Engine, rest: &[String]) -> Result<String, ModError> {
-    let tree = engine.tree();
-    match rest.first() {
-        None => {
-            let mut out = String::from("\n---------------------------------------------------------------------------\nThe following is a list of the modules and extensions currently available:\n---------------------------------------------------------------------------\n");
-            for (sn, e) in &tree.names {
-                let mut files: Vec<&ModuleFile> = e.files.iter().filter(|f| !f.hidden).collect();
-                if files.is_empty() {
-                    continue;
-                }
-                sort_files(&mut files);
-                let versions: Vec<String> = files.iter().map(|f| f.full_name()).collect();
-                out += &format!("  {sn}: {}\n", versions.join(", "));
+/// The description Lmod shows for a module: the text after `Description:` in its
+/// whatis lines, else its first whatis line.
+fn description(engine: &Engine, f: &ModuleFile) -> String {
+    let w = engine.whatis_of(f).unwrap_or_default();
+    for l in &w {
+        if let Some(i) = l.find("escription") {
+            if let Some(j) = l[i..].find(':') {
+                return l[i + j + 1..].trim().to_string();
             }
-            Ok(out)
-        }
-        Some(name) => {
-            let f = tree.resolve(name).ok_or_else(|| ModError::Unknown {
-                name: name.clone(),
-                suggestions: tree.suggest(name),
-            })?;
-            let e = &tree.names[&f.sn];
-            let mut out = format!("\n---------------------------------------------------------------------------\n  {}:\n---------------------------------------------------------------------------\n", f.sn);
-            if name.contains('/') || e.files.iter().filter(|x| !x.hidden).count() == 1 {
-                let whatis = engine.whatis_of(f)?;
-                for w in whatis {
-                    out += &format!("    {w}\n");
-                }
-                out += &format!("\n    {}\n", f.path.display());
-            } else {
-                out += "     Versions:\n";
-                let mut files: Vec<&ModuleFile> = e.files.iter().filter(|f| !f.hidden).collect();
-                sort_files(&mut files);
-                for f in files {
-                    out += &format!("        {}\n", f.full_name());
-                }
-            }
-            Ok(out)
         }
     }
+    w.first().cloned().unwrap_or_default()
+}
+
+const RULE: &str = "----------------------------------------------------------------------------";
+
+fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModError> {
+    let (tree, needs) = engine.hierarchy();
+    // Every visible version of every name, across the hierarchy, without repeats.
+    let mut by_name: std::collections::BTreeMap<String, Vec<&ModuleFile>> = Default::default();
+    for f in tree.visible() {
+        let v = by_name.entry(format!("{}/", f.sn)).or_default();
+        if !v.iter().any(|g| g.full_name() == f.full_name()) {
+            v.push(f);
+        }
+    }
+    for v in by_name.values_mut() {
+        sort_files(v);
+    }
+    let Some(name) = rest.first() else {
+        let mut out = String::new();
+        if terse {
+            // Lmod sorts a name's own line by the name and each version by
+            // `name/version-key`, so `Boost/` comes before `Boost.MPI/...` but
+            // `Boost/1.55.0` after them.
+            let mut lines: Vec<(String, String)> = Vec::new();
+            for files in by_name.values() {
+                if files[0].version.is_some() {
+                    lines.push((files[0].sn.clone(), format!("{}/", files[0].sn)));
+                }
+                for f in files {
+                    let key = match &f.version {
+                        Some(v) => format!("{}/{}", f.sn, crate::version::version_key(v)),
+                        None => f.sn.clone(),
+                    };
+                    lines.push((key, f.full_name()));
+                }
+            }
+            lines.sort();
+            for (_, l) in lines {
+                out += &l;
+                out.push('\n');
+            }
+            return Ok(out);
+        }
+        out += &format!("\n{RULE}\nThe following is a list of the modules and extensions currently available:\n{RULE}\n");
+        for files in by_name.values() {
+            let names: Vec<String> = files.iter().map(|f| f.full_name()).collect();
+            out += &format!("  {}: {}\n", files[0].sn, names.join(", "));
+            let d = description(engine, files[files.len() - 1]);
+            if !d.is_empty() {
+                out += &format!("    {d}\n");
+            }
+            out.push('\n');
+        }
+        return Ok(out);
+    };
+    let f = tree.resolve(name).ok_or_else(|| ModError::Unknown {
+        name: name.clone(),
+        suggestions: tree.suggest(name),
+    })?;
+    let files = &by_name[&format!("{}/", f.sn)];
+    let exact = name.contains('/') || files.len() == 1;
+    let mut out = String::new();
+    if !exact {
+        out += &format!("\n{RULE}\n  {}:\n{RULE}\n", f.sn);
+        let d = description(engine, files[files.len() - 1]);
+        if !d.is_empty() {
+            out += &format!("    Description:\n      {d}\n\n");
+        }
+        out += "     Versions:\n";
+        for g in files {
+            out += &format!("        {}\n", g.full_name());
+        }
+        out += &format!("\n{RULE}\n  For detailed information about a specific \"{}\" package (including how to load the modules) use the module's full name.\n  For example:\n\n     $ module spider {}\n{RULE}\n", f.sn, files[files.len() - 1].full_name());
+        return Ok(out);
+    }
+    out += &format!("\n{RULE}\n  {}: {}\n{RULE}\n", f.sn, f.full_name());
+    let d = description(engine, f);
+    if !d.is_empty() {
+        out += &format!("    Description:\n      {d}\n\n");
+    }
+    // Every folder that holds this module, with what must be loaded to reach it.
+    let reach: Vec<&Vec<String>> = tree
+        .names
+        .get(&f.sn)
+        .map(|e| {
+            e.files
+                .iter()
+                .filter(|g| g.full_name() == f.full_name())
+                .map(|g| &needs[g.dir])
+                .collect()
+        })
+        .unwrap_or_default();
+    if reach.iter().any(|n| n.is_empty()) {
+        out += &format!(
+            "    This module can be loaded directly: module load {}\n",
+            f.full_name()
+        );
+    } else {
+        out += &format!("    You will need to load all module(s) on any one of the lines below before the \"{}\" module is available to load.\n\n", f.full_name());
+        for n in reach {
+            out += &format!("      {}\n", n.join("  "));
+        }
+    }
+    Ok(out)
 }
 
 fn keyword(engine: &Engine, words: &[String]) -> String {

@@ -32,6 +32,8 @@ pub enum Mode {
     Help,
     /// Collect `whatis` lines.
     Whatis,
+    /// Find the MODULEPATH folders a module opens (`module spider`).
+    Spider,
 }
 
 impl Mode {
@@ -42,6 +44,7 @@ impl Mode {
             Mode::Show => "show",
             Mode::Help => "help",
             Mode::Whatis => "whatis",
+            Mode::Spider => "spider",
         }
     }
 }
@@ -97,6 +100,8 @@ struct Inner {
     shell: String,
     /// Properties `add_property` set during the current load.
     pending_props: Vec<(String, String)>,
+    /// MODULEPATH folders a module adds, found in spider mode.
+    spider_dirs: Vec<String>,
 }
 
 /// One `module` command run: the engine over one process environment.
@@ -229,6 +234,7 @@ impl Engine {
             whatis: Vec::new(),
             shell: shell.to_string(),
             pending_props: Vec::new(),
+            spider_dirs: Vec::new(),
         }));
         let base = lua.create_table().map_err(from_lua)?;
         let mut engine = Engine { lua, inner, base };
@@ -389,6 +395,10 @@ impl Engine {
                     Mode::Load => i.env.add_path(&name, &value, &delim, front),
                     Mode::Unload => i.env.remove_path(&name, &value, &delim, false),
                     Mode::Show => i.show_call(fname, &[&name, &value]),
+                    Mode::Spider if name == "MODULEPATH" => {
+                        let dirs: Vec<String> = value.split(&delim).map(str::to_string).collect();
+                        i.spider_dirs.extend(dirs);
+                    }
                     _ => {}
                 }
                 if name == "MODULEPATH" {
@@ -944,6 +954,53 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// The whole module hierarchy reachable from MODULEPATH (`module spider`): the
+    /// folders in the order found, each with the modules that must be loaded to reach
+    /// it (empty for MODULEPATH itself). A modulefile is evaluated (in spider mode) only
+    /// if its text mentions MODULEPATH.
+    pub fn hierarchy(&self) -> (Tree, Vec<Vec<String>>) {
+        let start = self.inner.borrow().modulepath_dirs.clone();
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        let mut needs: Vec<Vec<String>> = Vec::new();
+        let mut queue: std::collections::VecDeque<(PathBuf, Vec<String>)> =
+            start.into_iter().map(|d| (d, Vec::new())).collect();
+        while let Some((dir, need)) = queue.pop_front() {
+            if dirs.contains(&dir) || dirs.len() > 10_000 {
+                continue;
+            }
+            dirs.push(dir.clone());
+            needs.push(need.clone());
+            let t = Tree::scan(std::slice::from_ref(&dir), Scope::All, self);
+            let files: Vec<ModuleFile> = t
+                .names
+                .values()
+                .flat_map(|e| e.files.iter().cloned())
+                .collect();
+            for f in files {
+                let Ok(text) = std::fs::read_to_string(&f.path) else {
+                    continue;
+                };
+                if !text.contains("MODULEPATH") {
+                    continue;
+                }
+                self.inner.borrow_mut().spider_dirs.clear();
+                if self.eval(&f, &f.full_name(), Mode::Spider).is_err() {
+                    continue;
+                }
+                let found = std::mem::take(&mut self.inner.borrow_mut().spider_dirs);
+                for d in found {
+                    let p = PathBuf::from(Env::clean_entry(&d));
+                    if !dirs.contains(&p) {
+                        let mut n = need.clone();
+                        n.push(f.full_name());
+                        queue.push_back((p, n));
+                    }
+                }
+            }
+        }
+        (Tree::scan(&dirs, Scope::All, self), needs)
     }
 
     /// The MODULEPATH of the transaction now.
