@@ -40,6 +40,10 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("reset", &["reset"]),
     ("is-loaded", &["is-loaded", "is_loaded", "isloaded"]),
     ("is-avail", &["is-avail", "is_avail", "isavail"]),
+    ("save", &["save", "s"]),
+    ("restore", &["restore", "r"]),
+    ("savelist", &["savelist"]),
+    ("describe", &["describe", "mcc"]),
 ];
 
 /// The canonical subcommand for what the user typed.
@@ -295,6 +299,45 @@ fn dispatch(
         "is-avail" => {
             let ok = !rest.is_empty() && rest.iter().all(|n| engine.resolve(n).is_some());
             Ok((String::new(), ok))
+        }
+        "save" => {
+            let name = rest.first().map_or("default", String::as_str);
+            let path = crate::collection::save(engine, name)?;
+            Ok((
+                format!(
+                    "Saved current collection of modules to: \"{name}\" ({})\n",
+                    path.display()
+                ),
+                true,
+            ))
+        }
+        "restore" => {
+            let name = rest.first().map_or("default", String::as_str);
+            crate::collection::restore(engine, name)?;
+            Ok((
+                format!("Restoring modules from collection \"{name}\"\n"),
+                true,
+            ))
+        }
+        "savelist" => {
+            let names = crate::collection::list(engine);
+            if names.is_empty() {
+                return Ok(("No named collections.\n".into(), true));
+            }
+            let mut out = String::from("Named collection list :\n");
+            for (i, n) in names.iter().enumerate() {
+                out += &format!("  {}) {n}\n", i + 1);
+            }
+            Ok((out, true))
+        }
+        "describe" => {
+            let name = rest.first().map_or("default", String::as_str);
+            let c = crate::collection::read(engine, name)?;
+            let mut out = format!("Collection \"{name}\" contains:\n");
+            for (i, m) in c.modules.iter().enumerate() {
+                out += &format!("  {:>2}) {}\n", i + 1, m.name);
+            }
+            Ok((out, true))
         }
         other => Err(ModError::Usage(format!("module {other}: not implemented"))),
     }

@@ -1003,6 +1003,17 @@ impl Engine {
         (Tree::scan(&dirs, Scope::All, self), needs)
     }
 
+    /// Sets MODULEPATH (or unsets it).
+    pub fn set_modulepath(&self, mp: Option<&str>) {
+        let mut i = self.inner.borrow_mut();
+        match mp {
+            Some(v) => i.env.set("MODULEPATH", v),
+            None => i.env.unset("MODULEPATH"),
+        }
+        i.env.state.refs.remove("MODULEPATH");
+        i.refresh_modulepath();
+    }
+
     /// The MODULEPATH of the transaction now.
     pub fn modulepath(&self) -> Option<String> {
         self.inner

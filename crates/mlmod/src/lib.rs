@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod collection;
 pub mod commands;
 pub mod engine;
 pub mod env;
