@@ -387,16 +387,7 @@ fn list(engine: &Engine, terse: bool) -> String {
 
 fn sort_files(files: &mut [&ModuleFile]) {
     // Names compare with a trailing `/`, as Lmod lists them (`Boost.MPI` before `Boost`).
-    files.sort_by(|a, b| {
-        format!("{}/", a.sn)
-            .cmp(&format!("{}/", b.sn))
-            .then_with(|| {
-                crate::version::compare(
-                    a.version.as_deref().unwrap_or(""),
-                    b.version.as_deref().unwrap_or(""),
-                )
-            })
-    });
+    files.sort_by_cached_key(|f| (format!("{}/", f.sn), f.key.clone()));
 }
 
 fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
@@ -556,7 +547,7 @@ fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModEr
                 }
                 for f in files {
                     let key = match &f.version {
-                        Some(v) => format!("{}/{}", f.sn, crate::version::version_key(v)),
+                        Some(_) => format!("{}/{}", f.sn, f.key),
                         None => f.sn.clone(),
                     };
                     lines.push((key, f.full_name()));
@@ -632,12 +623,28 @@ fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModEr
     Ok(out)
 }
 
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
 fn keyword(engine: &Engine, words: &[String]) -> String {
     let tree = engine.tree();
     let words: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
     let mut out = String::new();
     for f in tree.visible() {
         let name = f.full_name();
+        // Only files whose name or text holds a word can match (documented in compat.md):
+        // evaluating every modulefile would cost as much as Lmod without its cache.
+        let lname = name.to_lowercase();
+        if !words.iter().any(|w| lname.contains(w.as_str())) {
+            let Ok(text) = std::fs::read(&f.path) else {
+                continue;
+            };
+            let text = text.to_ascii_lowercase();
+            if !words.iter().any(|w| contains(&text, w.as_bytes())) {
+                continue;
+            }
+        }
         let whatis = engine.whatis_of(f).unwrap_or_default();
         let hay = format!("{}\n{}", name, whatis.join("\n")).to_lowercase();
         if words.iter().any(|w| hay.contains(w)) {

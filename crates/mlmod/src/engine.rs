@@ -962,27 +962,27 @@ impl Engine {
     /// if its text mentions MODULEPATH.
     pub fn hierarchy(&self) -> (Tree, Vec<Vec<String>>) {
         let start = self.inner.borrow().modulepath_dirs.clone();
-        let mut dirs: Vec<PathBuf> = Vec::new();
+        let mut tree = Tree::default();
         let mut needs: Vec<Vec<String>> = Vec::new();
         let mut queue: std::collections::VecDeque<(PathBuf, Vec<String>)> =
             start.into_iter().map(|d| (d, Vec::new())).collect();
         while let Some((dir, need)) = queue.pop_front() {
-            if dirs.contains(&dir) || dirs.len() > 10_000 {
+            if tree.dirs.contains(&dir) || tree.dirs.len() > 10_000 {
                 continue;
             }
-            dirs.push(dir.clone());
+            let idx = tree.dirs.len();
+            tree.push_dir(dir, self);
             needs.push(need.clone());
-            let t = Tree::scan(std::slice::from_ref(&dir), Scope::All, self);
-            let files: Vec<ModuleFile> = t
+            let files: Vec<ModuleFile> = tree
                 .names
                 .values()
-                .flat_map(|e| e.files.iter().cloned())
+                .flat_map(|e| e.files.iter().filter(|f| f.dir == idx).cloned())
                 .collect();
             for f in files {
-                let Ok(text) = std::fs::read_to_string(&f.path) else {
+                let Ok(text) = std::fs::read(&f.path) else {
                     continue;
                 };
-                if !text.contains("MODULEPATH") {
+                if !text.windows(10).any(|w| w == b"MODULEPATH") {
                     continue;
                 }
                 self.inner.borrow_mut().spider_dirs.clear();
@@ -992,7 +992,7 @@ impl Engine {
                 let found = std::mem::take(&mut self.inner.borrow_mut().spider_dirs);
                 for d in found {
                     let p = PathBuf::from(Env::clean_entry(&d));
-                    if !dirs.contains(&p) {
+                    if !tree.dirs.contains(&p) {
                         let mut n = need.clone();
                         n.push(f.full_name());
                         queue.push_back((p, n));
@@ -1000,7 +1000,7 @@ impl Engine {
                 }
             }
         }
-        (Tree::scan(&dirs, Scope::All, self), needs)
+        (tree, needs)
     }
 
     /// Sets MODULEPATH (or unsets it).
@@ -1323,6 +1323,7 @@ fn unload_module(
         path: PathBuf::from(&l.file),
         hidden: false,
         dir: 0,
+        key: crate::version::version_key(l.version.as_deref().unwrap_or("")),
     };
     // Take it off the list first, so that its own `isloaded` and nested unloads see it gone.
     {

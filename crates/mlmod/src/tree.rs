@@ -30,6 +30,8 @@ pub struct ModuleFile {
     pub hidden: bool,
     /// Index of the MODULEPATH folder it was found in.
     pub dir: usize,
+    /// Lmod's sort key of the version ([`crate::version::version_key`]).
+    pub key: String,
 }
 
 impl ModuleFile {
@@ -92,8 +94,8 @@ impl NameEntry {
     }
 }
 
-fn key(f: &ModuleFile) -> String {
-    version_key(f.version.as_deref().unwrap_or(""))
+fn key(f: &ModuleFile) -> &str {
+    &f.key
 }
 
 /// Modulefiles found on a MODULEPATH.
@@ -181,7 +183,24 @@ impl Tree {
         tree
     }
 
+    /// Scans one more folder into this tree (it gets the next folder index), e.g. a
+    /// folder a module in the hierarchy opens.
+    pub fn push_dir(&mut self, dir: PathBuf, rc: &dyn RcReader) {
+        let i = self.dirs.len();
+        self.dirs.push(dir.clone());
+        self.walk(i, &dir, "", rc);
+        let rcf = dir.join(".modulerc.lua");
+        if rcf.is_file() {
+            self.apply_rc(i, "", &rc.read_rc(&rcf));
+        }
+        for e in self.names.values_mut() {
+            e.files
+                .sort_by(|a, b| a.dir.cmp(&b.dir).then_with(|| key(a).cmp(key(b))));
+        }
+    }
+
     fn add(&mut self, dir: usize, sn: &str, version: Option<String>, path: PathBuf, hidden: bool) {
+        let key = version_key(version.as_deref().unwrap_or(""));
         let e = self.names.entry(sn.to_string()).or_default();
         e.files.push(ModuleFile {
             sn: sn.to_string(),
@@ -189,31 +208,54 @@ impl Tree {
             path,
             hidden,
             dir,
+            key,
         });
     }
 
-    /// Walks `path`, whose name relative to the MODULEPATH folder is `rel`.
+    /// Walks `path`, whose name relative to the MODULEPATH folder is `rel`. File types
+    /// come from the directory listing (no `stat` per file, except for symlinks), and
+    /// `default`, `.version` and `.modulerc.lua` are read only when listed.
     fn walk(&mut self, dir: usize, path: &Path, rel: &str, rc: &dyn RcReader) {
         let Ok(rd) = std::fs::read_dir(path) else {
             return;
         };
-        let mut entries: Vec<(String, PathBuf)> = rd
-            .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().into_string().ok().map(|n| (n, e.path())))
-            .collect();
-        entries.sort();
-        let mut has_files = false;
-        for (name, p) in &entries {
-            if name == ".modulerc.lua"
-                || name == ".modulerc"
-                || name == ".version"
-                || name == "default"
-            {
+        let mut entries: Vec<(String, PathBuf, bool, bool)> = Vec::new();
+        let (mut has_default, mut has_version, mut has_rc) = (false, false, false);
+        for e in rd.filter_map(|e| e.ok()) {
+            let Ok(name) = e.file_name().into_string() else {
                 continue;
+            };
+            match name.as_str() {
+                "default" => {
+                    has_default = true;
+                    continue;
+                }
+                ".version" => {
+                    has_version = true;
+                    continue;
+                }
+                ".modulerc.lua" => {
+                    has_rc = true;
+                    continue;
+                }
+                ".modulerc" => continue,
+                _ => {}
             }
+            let Ok(ft) = e.file_type() else { continue };
+            let (is_file, is_dir) = if ft.is_symlink() {
+                match std::fs::metadata(e.path()) {
+                    Ok(m) => (m.is_file(), m.is_dir()),
+                    Err(_) => continue,
+                }
+            } else {
+                (ft.is_file(), ft.is_dir())
+            };
+            entries.push((name, e.path(), is_file, is_dir));
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, p, is_file, is_dir) in &entries {
             if let Some(stem) = name.strip_suffix(".lua") {
-                if p.is_file() {
-                    has_files = true;
+                if *is_file {
                     let hidden =
                         stem.starts_with('.') || rel.split('/').any(|c| c.starts_with('.'));
                     if rel.is_empty() {
@@ -224,7 +266,7 @@ impl Tree {
                     continue;
                 }
             }
-            if p.is_dir() {
+            if *is_dir {
                 let child = if rel.is_empty() {
                     name.clone()
                 } else {
@@ -237,31 +279,31 @@ impl Tree {
             return;
         }
         // Defaults and rc files of this name folder.
-        let _ = has_files;
-        let default_link = path.join("default");
-        if let Ok(target) = std::fs::read_link(&default_link) {
-            if let Some(t) = target.file_name().and_then(|t| t.to_str()) {
-                let v = t.strip_suffix(".lua").unwrap_or(t).to_string();
-                self.names
-                    .entry(rel.to_string())
-                    .or_default()
-                    .marked_default
-                    .get_or_insert(v);
+        if has_default {
+            if let Ok(target) = std::fs::read_link(path.join("default")) {
+                if let Some(t) = target.file_name().and_then(|t| t.to_str()) {
+                    let v = t.strip_suffix(".lua").unwrap_or(t).to_string();
+                    self.names
+                        .entry(rel.to_string())
+                        .or_default()
+                        .marked_default
+                        .get_or_insert(v);
+                }
             }
         }
-        let rcf = path.join(".modulerc.lua");
-        if rcf.is_file() {
-            let d = rc.read_rc(&rcf);
+        if has_rc {
+            let d = rc.read_rc(&path.join(".modulerc.lua"));
             self.apply_rc(dir, rel, &d);
         }
-        let vf = path.join(".version");
-        if let Ok(text) = std::fs::read_to_string(&vf) {
-            if let Some(v) = parse_dot_version(&text) {
-                self.names
-                    .entry(rel.to_string())
-                    .or_default()
-                    .marked_default
-                    .get_or_insert(v);
+        if has_version {
+            if let Ok(text) = std::fs::read_to_string(path.join(".version")) {
+                if let Some(v) = parse_dot_version(&text) {
+                    self.names
+                        .entry(rel.to_string())
+                        .or_default()
+                        .marked_default
+                        .get_or_insert(v);
+                }
             }
         }
     }
