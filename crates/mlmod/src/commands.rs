@@ -668,7 +668,9 @@ mod tests {
         assert_eq!(canonical("add"), Some("load"));
         assert_eq!(canonical("rm"), Some("unload"));
         assert_eq!(canonical("sp"), Some("spider"));
-        assert_eq!(canonical("s"), None); // swap, show, spider: ambiguous
+        assert_eq!(canonical("s"), Some("save")); // Lmod: "save | s"
+        assert_eq!(canonical("sh"), Some("show"));
+        assert_eq!(canonical("r"), Some("restore"));
         assert_eq!(canonical("nope"), None);
     }
 }

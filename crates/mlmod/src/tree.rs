@@ -178,7 +178,7 @@ impl Tree {
         }
         for e in tree.names.values_mut() {
             e.files
-                .sort_by(|a, b| a.dir.cmp(&b.dir).then_with(|| key(a).cmp(&key(b))));
+                .sort_by(|a, b| a.dir.cmp(&b.dir).then_with(|| key(a).cmp(key(b))));
         }
         tree
     }
@@ -419,7 +419,7 @@ fn resolve_version<'a>(e: &'a NameEntry, spec: &str) -> Option<&'a ModuleFile> {
                         && !v.as_bytes()[spec.len()].is_ascii_alphanumeric()
                 })
         })
-        .max_by(|a, b| key(a).cmp(&key(b)).then(b.dir.cmp(&a.dir)))
+        .max_by(|a, b| key(a).cmp(key(b)).then(b.dir.cmp(&a.dir)))
 }
 
 /// Splits `NAME/V` where NAME is a known name (or, failing that, at the last `/`).
