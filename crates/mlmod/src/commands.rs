@@ -448,29 +448,40 @@ fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
             title,
             "-".repeat(pad - pad / 2)
         );
+        // Lmod's markers: flags (L = loaded, D = default) then symbolic versions after
+        // a colon, e.g. `(L,D:21)`, aligned in a column after the longest name.
+        let width = files.iter().map(|f| f.full_name().len()).max().unwrap_or(0);
         let items: Vec<String> = files
             .iter()
             .map(|f| {
                 let e = &tree.names[&f.sn];
-                let mut marks: Vec<String> = Vec::new();
-                if let Some(v) = &f.version {
-                    marks.extend(e.symbols_of(v).into_iter().map(str::to_string));
-                }
+                let mut flags: Vec<&str> = Vec::new();
                 if loaded
                     .iter()
                     .any(|l| l.file == f.path.display().to_string())
                 {
-                    marks.push("L".into());
+                    flags.push("L");
                     legend_l = true;
                 }
                 if e.files.iter().filter(|x| !x.hidden).count() > 1 && is_default(&tree, f) {
-                    marks.push("D".into());
+                    flags.push("D");
                     legend_d = true;
                 }
+                let symbols: Vec<&str> = f
+                    .version
+                    .as_deref()
+                    .map(|v| e.symbols_of(v))
+                    .unwrap_or_default();
+                let marks = match (flags.is_empty(), symbols.is_empty()) {
+                    (true, true) => String::new(),
+                    (false, true) => flags.join(","),
+                    (true, false) => symbols.join(","),
+                    (false, false) => format!("{}:{}", flags.join(","), symbols.join(":")),
+                };
                 if marks.is_empty() {
                     f.full_name()
                 } else {
-                    format!("{} ({})", f.full_name(), marks.join(","))
+                    format!("{:<width$}    ({marks})", f.full_name())
                 }
             })
             .collect();

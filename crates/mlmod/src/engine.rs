@@ -1188,20 +1188,27 @@ fn split_modulepath(v: Option<&str>) -> Vec<PathBuf> {
         .collect()
 }
 
+/// `d` made absolute against `cwd`, with `.` and `..` resolved lexically (symlinks
+/// are kept), as Lmod's `module use` does.
 fn absolute(cwd: &Path, d: &str) -> String {
+    use std::path::Component;
     let p = Path::new(d);
     let abs = if p.is_absolute() {
         p.to_path_buf()
     } else {
         cwd.join(p)
     };
-    let s = abs.display().to_string();
-    let t = s.trim_end_matches('/');
-    if t.is_empty() {
-        "/".into()
-    } else {
-        t.to_string()
+    let mut out = PathBuf::from("/");
+    for c in abs.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(x) => out.push(x),
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+        }
     }
+    out.display().to_string()
 }
 
 fn eval_file(
