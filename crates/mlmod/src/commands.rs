@@ -519,6 +519,11 @@ fn is_default(tree: &Tree, f: &ModuleFile) -> bool {
 /// The description Lmod shows for a module: the text after `Description:` in its
 /// whatis lines, else its first whatis line.
 fn description(engine: &Engine, f: &ModuleFile) -> String {
+    let d = raw_description(engine, f);
+    d.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn raw_description(engine: &Engine, f: &ModuleFile) -> String {
     let w = engine.whatis_of(f).unwrap_or_default();
     for l in &w {
         if let Some(i) = l.find("escription") {
@@ -638,10 +643,14 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
 
+/// `module keyword`: modules whose name or whatis text contains any of the words
+/// (case-insensitive), grouped by name as Lmod prints them, with each name's
+/// description.
 fn keyword(engine: &Engine, words: &[String]) -> String {
-    let tree = engine.tree();
+    let (tree, _) = engine.hierarchy();
     let words: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
-    let mut out = String::new();
+    let mut hits: std::collections::BTreeMap<String, (Vec<&ModuleFile>, String)> =
+        Default::default();
     for f in tree.visible() {
         let name = f.full_name();
         // Only files whose name or text holds a word can match (documented in compat.md):
@@ -659,11 +668,33 @@ fn keyword(engine: &Engine, words: &[String]) -> String {
         let whatis = engine.whatis_of(f).unwrap_or_default();
         let hay = format!("{}\n{}", name, whatis.join("\n")).to_lowercase();
         if words.iter().any(|w| hay.contains(w)) {
-            out += &format!("  {name}\n");
-            for w in whatis {
-                out += &format!("    {w}\n");
+            let e = hits.entry(format!("{}/", f.sn)).or_default();
+            if !e.0.iter().any(|g| g.full_name() == name) {
+                e.0.push(f);
+            }
+            if e.1.is_empty() {
+                e.1 = description(engine, f);
             }
         }
+    }
+    if hits.is_empty() {
+        return format!(
+            "No module(s) or extension(s) found matching: {}\n",
+            words.join(" ")
+        );
+    }
+    let mut out = format!(
+        "{RULE}\n\nThe following modules match your search criteria: \"{}\"\n{RULE}\n\n",
+        words.join("\" \"")
+    );
+    for (_, (mut files, desc)) in hits {
+        sort_files(&mut files);
+        let names: Vec<String> = files.iter().map(|f| f.full_name()).collect();
+        out += &format!("  {}: {}\n", files[0].sn, names.join(", "));
+        if !desc.is_empty() {
+            out += &format!("    {desc}\n");
+        }
+        out.push('\n');
     }
     out
 }
