@@ -140,7 +140,7 @@ pub fn run(env: HashMap<String, String>, shell: &str, args: &[String], ml: bool)
             Outcome {
                 changes,
                 text: out,
-                ok: status,
+                ok: status && !engine.warned(),
             }
         }
         Err(e) => {

@@ -102,6 +102,9 @@ struct Inner {
     pending_props: Vec<(String, String)>,
     /// MODULEPATH folders a module adds, found in spider mode.
     spider_dirs: Vec<String>,
+    /// An `LmodWarning` was given: the command succeeds but returns a non-zero status,
+    /// as Lmod's does.
+    warned: bool,
 }
 
 /// One `module` command run: the engine over one process environment.
@@ -162,16 +165,26 @@ fn arg_str(v: &Value) -> Option<String> {
 
 /// Arguments of the path functions: positional `(name, value, delim)` or a table
 /// `{name, value, delim=..., priority=...}`.
-fn path_args(args: &MultiValue) -> mlua::Result<(String, String, String)> {
+fn path_args(args: &MultiValue) -> mlua::Result<(String, String, String, i64)> {
     let v: Vec<&Value> = args.iter().collect();
+    let num = |x: &Value| match x {
+        Value::Integer(i) => Some(*i),
+        Value::Number(n) => Some(*n as i64),
+        Value::String(s) => s.to_str().ok()?.trim().parse().ok(),
+        _ => None,
+    };
     if let Some(Value::Table(t)) = v.first() {
         let name: String = t.get(1)?;
         let value: Value = t.get(2)?;
         let delim: Option<String> = t.get("delim")?;
+        let priority: Value = t.get("priority")?;
         return Ok((
             name,
             arg_str(&value).unwrap_or_default(),
-            delim.unwrap_or_else(|| ":".into()),
+            delim
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| ":".into()),
+            num(&priority).unwrap_or(0),
         ));
     }
     let name = v
@@ -187,7 +200,8 @@ fn path_args(args: &MultiValue) -> mlua::Result<(String, String, String)> {
         .and_then(|x| arg_str(x))
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| ":".into());
-    Ok((name, value, delim))
+    let priority = v.get(3).and_then(|x| num(x)).unwrap_or(0);
+    Ok((name, value, delim, priority))
 }
 
 fn strings(args: &MultiValue) -> Vec<String> {
@@ -235,6 +249,7 @@ impl Engine {
             shell: shell.to_string(),
             pending_props: Vec::new(),
             spider_dirs: Vec::new(),
+            warned: false,
         }));
         let base = lua.create_table().map_err(from_lua)?;
         let mut engine = Engine { lua, inner, base };
@@ -296,6 +311,43 @@ impl Engine {
             })?,
         )?;
         base.set("os", safe_os)?;
+        // io: writing to the terminal goes to the user's messages; files may be read
+        // but not written.
+        let safe_io = lua.create_table()?;
+        let io: Table = g.get("io")?;
+        let real_open: mlua::Function = io.get("open")?;
+        safe_io.set(
+            "open",
+            lua.create_function(move |_, (path, mode): (String, Option<String>)| {
+                let m = mode.unwrap_or_else(|| "r".into());
+                if !m.starts_with('r') || m.contains('+') {
+                    return Ok((
+                        Value::Nil,
+                        Some(format!("{path}: modulefiles may not write files")),
+                    ));
+                }
+                let f: Value = real_open.call((path, m))?;
+                Ok((f, None))
+            })?,
+        )?;
+        safe_io.set("lines", io.get::<Value>("lines")?)?;
+        let inner = self.inner.clone();
+        let write = lua.create_function(move |_, args: MultiValue| {
+            // `io.write(...)` or `io.stderr:write(...)`: skip the stream argument.
+            let parts: Vec<String> = args.iter().filter_map(arg_str).collect();
+            let mut i = inner.borrow_mut();
+            if matches!(i.mode(), Mode::Load | Mode::Unload) {
+                let text = parts.concat();
+                i.messages.push(text.trim_end_matches('\n').to_string());
+            }
+            Ok(())
+        })?;
+        let stream = lua.create_table()?;
+        stream.set("write", write.clone())?;
+        safe_io.set("stderr", stream.clone())?;
+        safe_io.set("stdout", stream)?;
+        safe_io.set("write", write)?;
+        base.set("io", safe_io)?;
         // print in a modulefile goes to the user, like LmodMessage.
         let inner = self.inner.clone();
         base.set(
@@ -389,10 +441,10 @@ impl Engine {
         for (fname, front) in [("prepend_path", true), ("append_path", false)] {
             let inner = self.inner.clone();
             let f = lua.create_function(move |_, args: MultiValue| {
-                let (name, value, delim) = path_args(&args)?;
+                let (name, value, delim, priority) = path_args(&args)?;
                 let mut i = inner.borrow_mut();
                 match i.mode() {
-                    Mode::Load => i.env.add_path(&name, &value, &delim, front),
+                    Mode::Load => i.env.add_path(&name, &value, &delim, front, priority),
                     Mode::Unload => i.env.remove_path(&name, &value, &delim, false),
                     Mode::Show => i.show_call(fname, &[&name, &value]),
                     Mode::Spider if name == "MODULEPATH" => {
@@ -411,7 +463,7 @@ impl Engine {
         func!(
             "remove_path",
             |_, inner: &Rc<RefCell<Inner>>, args: MultiValue| {
-                let (name, value, delim) = path_args(&args)?;
+                let (name, value, delim, _) = path_args(&args)?;
                 let mut i = inner.borrow_mut();
                 match i.mode() {
                     Mode::Load => i.env.remove_path(&name, &value, &delim, true),
@@ -565,6 +617,9 @@ impl Engine {
                 let mut i = inner.borrow_mut();
                 if matches!(i.mode(), Mode::Load | Mode::Unload) {
                     i.messages.push(format!("{prefix}{v}"));
+                    if !prefix.is_empty() {
+                        i.warned = true;
+                    }
                 }
                 Ok(())
             })?;
@@ -721,7 +776,9 @@ impl Engine {
     /// [`ModError`] for an unknown module, a rule violation or an evaluation error.
     pub fn load(&self, names: &[String]) -> Result<(), ModError> {
         for n in names {
+            let mp = modulepath_now(&self.inner);
             load_module(&self.lua, &self.inner, &self.base, n, LoadHow::User)?;
+            settle(&self.lua, &self.inner, &self.base, &mp)?;
         }
         Ok(())
     }
@@ -746,7 +803,9 @@ impl Engine {
     /// [`ModError`] for an evaluation error.
     pub fn unload(&self, names: &[String]) -> Result<(), ModError> {
         for n in names {
+            let mp = modulepath_now(&self.inner);
             unload_module(&self.lua, &self.inner, &self.base, n, true)?;
+            settle(&self.lua, &self.inner, &self.base, &mp)?;
         }
         Ok(())
     }
@@ -777,8 +836,12 @@ impl Engine {
     /// # Errors
     /// As [`Engine::unload`] and [`Engine::load`].
     pub fn swap(&self, old: &str, new: &str) -> Result<(), ModError> {
+        // One settle after the whole swap, as Lmod: the dependents of a swapped
+        // compiler are reloaded, not made inactive in between.
+        let mp = modulepath_now(&self.inner);
         unload_module(&self.lua, &self.inner, &self.base, old, true)?;
-        load_module(&self.lua, &self.inner, &self.base, new, LoadHow::User)
+        load_module(&self.lua, &self.inner, &self.base, new, LoadHow::User)?;
+        settle(&self.lua, &self.inner, &self.base, &mp)
     }
 
     /// Adds folders to MODULEPATH (`module use`), at the front unless `append`.
@@ -788,11 +851,12 @@ impl Engine {
         let list: Vec<String> = dirs.iter().map(|d| absolute(&cwd, d)).collect();
         if append {
             for d in &list {
-                i.env.add_path("MODULEPATH", d, ":", false);
+                i.env.add_path("MODULEPATH", d, ":", false, 0);
             }
         } else {
-            for d in list.iter().rev() {
-                i.env.add_path("MODULEPATH", d, ":", true);
+            // Lmod prepends each folder in turn: `use A B` puts B first.
+            for d in &list {
+                i.env.add_path("MODULEPATH", d, ":", true, 0);
             }
         }
         i.refresh_modulepath();
@@ -894,66 +958,7 @@ impl Engine {
     /// [`ModError`] from a reload.
     pub fn reload_hierarchy(&self, modulepath_before: Option<&str>) -> Result<(), ModError> {
         let _ = modulepath_before;
-        for _round in 0..8 {
-            let mut changed = false;
-            let loaded = self.loaded();
-            for l in loaded {
-                let still = self
-                    .inner
-                    .borrow()
-                    .env
-                    .state
-                    .loaded
-                    .iter()
-                    .any(|m| m.file == l.file);
-                if !still {
-                    continue;
-                }
-                let want = if l.usr_name.is_empty() {
-                    l.full_name()
-                } else {
-                    l.usr_name.clone()
-                };
-                let found = self.resolve(&want).or_else(|| self.resolve(&l.sn));
-                match found {
-                    Some(f) if f.path.display().to_string() == l.file => {}
-                    Some(f) => {
-                        unload_module(&self.lua, &self.inner, &self.base, &l.full_name(), true)?;
-                        let how = if l.refs > 0 && !l.user {
-                            LoadHow::DependsOn
-                        } else if l.user {
-                            LoadHow::User
-                        } else {
-                            LoadHow::Dependency
-                        };
-                        load_module(&self.lua, &self.inner, &self.base, &f.full_name(), how)?;
-                        changed = true;
-                    }
-                    None => {
-                        unload_module(&self.lua, &self.inner, &self.base, &l.full_name(), true)?;
-                        self.inner.borrow_mut().env.state.inactive.push(want);
-                        changed = true;
-                    }
-                }
-            }
-            let inactive = self.inner.borrow().env.state.inactive.clone();
-            for n in inactive {
-                if self.resolve(&n).is_some() {
-                    self.inner
-                        .borrow_mut()
-                        .env
-                        .state
-                        .inactive
-                        .retain(|x| *x != n);
-                    load_module(&self.lua, &self.inner, &self.base, &n, LoadHow::User)?;
-                    changed = true;
-                }
-            }
-            if !changed {
-                return Ok(());
-            }
-        }
-        Ok(())
+        reload_hier(&self.lua, &self.inner, &self.base)
     }
 
     /// The whole module hierarchy reachable from MODULEPATH (`module spider`): the
@@ -1012,6 +1017,11 @@ impl Engine {
         }
         i.env.state.refs.remove("MODULEPATH");
         i.refresh_modulepath();
+    }
+
+    /// True if an `LmodWarning` was given during the command.
+    pub fn warned(&self) -> bool {
+        self.inner.borrow().warned
     }
 
     /// The MODULEPATH of the transaction now.
@@ -1242,6 +1252,107 @@ fn eval_file(
     r.map_err(from_lua)
 }
 
+/// See [`Engine::reload_hierarchy`].
+fn reload_hier(lua: &Lua, inner: &Rc<RefCell<Inner>>, base: &Table) -> Result<(), ModError> {
+    let resolve = |n: &str| -> Option<ModuleFile> {
+        let i = inner.borrow();
+        i.tree_for(n).resolve(n).cloned()
+    };
+    for _round in 0..8 {
+        let mut changed = false;
+        let loaded = inner.borrow().env.state.loaded.clone();
+        for l in loaded {
+            let still = inner
+                .borrow()
+                .env
+                .state
+                .loaded
+                .iter()
+                .any(|m| m.file == l.file);
+            if !still {
+                continue;
+            }
+            let want = if l.usr_name.is_empty() {
+                l.full_name()
+            } else {
+                l.usr_name.clone()
+            };
+            // By the name the user gave: a module loaded by its full name stays that
+            // version or goes inactive, one loaded by its short name follows the default.
+            match resolve(&want) {
+                Some(f) if f.path.display().to_string() == l.file => {}
+                Some(f) => {
+                    unload_module(lua, inner, base, &l.full_name(), true)?;
+                    let how = if l.refs > 0 && !l.user {
+                        LoadHow::DependsOn
+                    } else if l.user {
+                        LoadHow::User
+                    } else {
+                        LoadHow::Dependency
+                    };
+                    load_module(lua, inner, base, &f.full_name(), how)?;
+                    // Keep the name the user gave, so later changes follow it too.
+                    let file = f.path.display().to_string();
+                    if let Some(m) = inner
+                        .borrow_mut()
+                        .env
+                        .state
+                        .loaded
+                        .iter_mut()
+                        .find(|m| m.file == file)
+                    {
+                        m.usr_name = want.clone();
+                    }
+                    changed = true;
+                }
+                None => {
+                    unload_module(lua, inner, base, &l.full_name(), true)?;
+                    inner.borrow_mut().env.state.inactive.push(want);
+                    changed = true;
+                }
+            }
+        }
+        let inactive = inner.borrow().env.state.inactive.clone();
+        for n in inactive {
+            if resolve(&n).is_some() {
+                inner.borrow_mut().env.state.inactive.retain(|x| *x != n);
+                load_module(lua, inner, base, &n, LoadHow::User)?;
+                changed = true;
+            }
+        }
+        if !changed {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// At the top level (not inside a modulefile), brings the loaded modules in line with
+/// MODULEPATH if it changed since `before`, as Lmod does after each module it loads or
+/// unloads.
+fn settle(
+    lua: &Lua,
+    inner: &Rc<RefCell<Inner>>,
+    base: &Table,
+    before: &Option<String>,
+) -> Result<(), ModError> {
+    let (top, now) = {
+        let i = inner.borrow();
+        (
+            i.frames.is_empty(),
+            i.env.get("MODULEPATH").map(str::to_string),
+        )
+    };
+    if top && now != *before {
+        reload_hier(lua, inner, base)?;
+    }
+    Ok(())
+}
+
+fn modulepath_now(inner: &Rc<RefCell<Inner>>) -> Option<String> {
+    inner.borrow().env.get("MODULEPATH").map(str::to_string)
+}
+
 fn load_module(
     lua: &Lua,
     inner: &Rc<RefCell<Inner>>,
@@ -1275,7 +1386,9 @@ fn load_module(
         // Lmod reloads a module that is loaded again: it is unloaded and loaded, so its
         // paths move to the front; who holds it is kept.
         let old = inner.borrow().env.state.loaded[idx].clone();
+        let mp = modulepath_now(inner);
         unload_module(lua, inner, base, &old.full_name(), true)?;
+        settle(lua, inner, base, &mp)?;
         load_module(lua, inner, base, name, how)?;
         let mut i = inner.borrow_mut();
         if let Some(l) = i.env.state.loaded.iter_mut().find(|l| l.file == old.file) {
@@ -1287,7 +1400,9 @@ fn load_module(
     // The one-name rule: another version of the same name is swapped out.
     if let Some(idx) = same_sn {
         let old = inner.borrow().env.state.loaded[idx].full_name();
+        let mp = modulepath_now(inner);
         unload_module(lua, inner, base, &old, true)?;
+        settle(lua, inner, base, &mp)?;
     }
     inner.borrow_mut().pending_props.clear();
     eval_file(lua, inner, base, &file, name, Mode::Load)?;

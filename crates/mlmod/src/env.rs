@@ -101,6 +101,11 @@ pub struct State {
     /// variable not listed count 1.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub refs: BTreeMap<String, BTreeMap<String, u32>>,
+    /// Priorities of path entries, per variable: `entry -> p`, positive for an entry
+    /// prepended with `priority = p` (kept in front of lower ones), negative for one
+    /// appended with `priority = -p` (kept behind lower ones).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub prio: BTreeMap<String, BTreeMap<String, i64>>,
     /// Values saved by `pushenv`, per variable (innermost last; `None` = was unset).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pushenv: BTreeMap<String, Vec<Option<String>>>,
@@ -258,10 +263,14 @@ impl Env {
     }
 
     /// Adds `value`'s entries (split on `delim`) at the front (`front`) or the back of
-    /// variable `name`; an entry already there moves and its reference count grows.
-    pub fn add_path(&mut self, name: &str, value: &str, delim: &str, front: bool) {
+    /// variable `name`, with Lmod's `priority` (0 for none); an entry already there
+    /// moves and its reference count grows. A prepended entry goes behind those
+    /// prepended with a higher priority; an appended one in front of those appended
+    /// with a higher priority.
+    pub fn add_path(&mut self, name: &str, value: &str, delim: &str, front: bool, priority: i64) {
         let mut entries = self.entries(name, delim);
         let mut counts = self.counts(name, &entries);
+        let mut prio = self.state.prio.get(name).cloned().unwrap_or_default();
         let new: Vec<String> = value.split(delim).map(Self::clean_entry).collect();
         let iter: Box<dyn Iterator<Item = &String>> = if front {
             Box::new(new.iter().rev())
@@ -276,14 +285,44 @@ impl Env {
             } else {
                 1
             };
+            prio.remove(e);
             if front {
-                entries.insert(0, e.to_string());
+                let at = entries
+                    .iter()
+                    .take_while(|x| prio.get(*x).copied().unwrap_or(0) > priority)
+                    .count();
+                entries.insert(at, e.to_string());
+                if priority > 0 {
+                    prio.insert(e.to_string(), priority);
+                }
             } else {
-                entries.push(e.to_string());
+                let behind = entries
+                    .iter()
+                    .rev()
+                    .take_while(|x| -prio.get(*x).copied().unwrap_or(0) > priority)
+                    .count();
+                let at = entries.len() - behind;
+                entries.insert(at, e.to_string());
+                if priority > 0 {
+                    prio.insert(e.to_string(), -priority);
+                }
             }
             counts.insert(e.to_string(), c);
         }
+        self.write_prio(name, &entries, prio);
         self.write_entries(name, delim, entries, counts);
+    }
+
+    fn write_prio(&mut self, name: &str, entries: &[String], prio: BTreeMap<String, i64>) {
+        let prio: BTreeMap<String, i64> = prio
+            .into_iter()
+            .filter(|(e, _)| entries.contains(e))
+            .collect();
+        if prio.is_empty() {
+            self.state.prio.remove(name);
+        } else {
+            self.state.prio.insert(name.to_string(), prio);
+        }
     }
 
     /// Removes `value`'s entries from variable `name`: each entry's reference count
@@ -298,6 +337,9 @@ impl Env {
                 if c <= 1 || force {
                     entries.remove(i);
                     counts.remove(e);
+                    if let Some(p) = self.state.prio.get_mut(name) {
+                        p.remove(e);
+                    }
                 } else {
                     counts.insert(e.to_string(), c - 1);
                 }
@@ -317,6 +359,7 @@ impl Env {
             && self.state.pushenv.is_empty()
             && self.state.families.is_empty()
             && self.state.inactive.is_empty()
+            && self.state.prio.is_empty()
         {
             vars.insert(STATE_VAR.to_string(), None);
         } else {
@@ -373,19 +416,39 @@ mod tests {
     #[test]
     fn reference_counted_paths() {
         let mut e = env(&[("PATH", "/usr/bin:/bin")]);
-        e.add_path("PATH", "/a/bin", ":", true);
-        e.add_path("PATH", "/a/bin", ":", true);
+        e.add_path("PATH", "/a/bin", ":", true, 0);
+        e.add_path("PATH", "/a/bin", ":", true, 0);
         assert_eq!(e.get("PATH"), Some("/a/bin:/usr/bin:/bin"));
         e.remove_path("PATH", "/a/bin", ":", false);
         assert_eq!(e.get("PATH"), Some("/a/bin:/usr/bin:/bin"));
         e.remove_path("PATH", "/a/bin", ":", false);
         assert_eq!(e.get("PATH"), Some("/usr/bin:/bin"));
-        e.add_path("X", "/p:/q", ":", true);
+        e.add_path("X", "/p:/q", ":", true, 0);
         assert_eq!(e.get("X"), Some("/p:/q"));
-        e.add_path("X", "/r", ":", false);
+        e.add_path("X", "/r", ":", false, 0);
         assert_eq!(e.get("X"), Some("/p:/q:/r"));
         e.remove_path("X", "/p:/q:/r", ":", false);
         assert_eq!(e.get("X"), None);
+    }
+
+    #[test]
+    fn priorities_keep_entries_in_front_or_behind() {
+        // As Lmod 8.6 orders them (crates/mlmod/tests/data/scenarios.txt, path-priority).
+        let mut e = env(&[("PATH", "/usr/bin:/bin")]);
+        e.add_path("PATH", "/opt/prio/high", ":", true, 100);
+        e.add_path("PATH", "/opt/prio/normal", ":", true, 0);
+        e.add_path("PATH", "/opt/prio/last", ":", false, 100);
+        e.add_path("PATH", "/opt/prio/tail", ":", false, 0);
+        assert_eq!(
+            e.get("PATH"),
+            Some("/opt/prio/high:/opt/prio/normal:/usr/bin:/bin:/opt/prio/tail:/opt/prio/last")
+        );
+        e.add_path("PATH", "/opt/prio2/bin", ":", true, 0);
+        e.add_path("PATH", "/opt/prio2/tail", ":", false, 0);
+        assert_eq!(
+            e.get("PATH"),
+            Some("/opt/prio/high:/opt/prio2/bin:/opt/prio/normal:/usr/bin:/bin:/opt/prio/tail:/opt/prio2/tail:/opt/prio/last")
+        );
     }
 
     #[test]

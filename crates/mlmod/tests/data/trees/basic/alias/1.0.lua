@@ -1,0 +1,5 @@
+set_alias("mlll", "ls -l")
+set_alias("mlq", [[echo "quoted $1" 'single']])
+set_shell_function("mlhello", 'echo "hello $1"', 'echo hello $*')
+set_shell_function("mlmulti", 'local x=1\necho "$x"', 'echo 1')
+unset_alias("mlgone")

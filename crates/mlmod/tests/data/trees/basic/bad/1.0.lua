@@ -1,0 +1,2 @@
+setenv("BAD_SET", "1")
+this is not ( valid lua

@@ -1,0 +1,2 @@
+LmodMessage("a message from msg")
+setenv("MSG_SET", "1")

@@ -1,0 +1,2 @@
+prepend_path("PATH", "/opt/prio2/bin")
+append_path("PATH", "/opt/prio2/tail")

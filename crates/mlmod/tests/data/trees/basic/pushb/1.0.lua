@@ -1,0 +1,2 @@
+pushenv("STACK", "B")
+setenv("PUSHB_SET", "1")

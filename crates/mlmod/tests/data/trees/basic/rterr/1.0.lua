@@ -1,0 +1,3 @@
+setenv("RTERR_SET", "1")
+local t = nil
+t.field = 1

@@ -1,0 +1,2 @@
+LmodWarning("a warning from warn")
+setenv("WARN_SET", "1")

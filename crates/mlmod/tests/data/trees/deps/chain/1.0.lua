@@ -1,0 +1,2 @@
+depends_on("usedep")
+setenv("CHAIN_SET", "1")

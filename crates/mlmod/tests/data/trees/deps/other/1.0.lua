@@ -1,0 +1,1 @@
+setenv("OTHER_SET", "1")

@@ -1,0 +1,2 @@
+always_load("base")
+setenv("USEALWAYS_SET", "1")

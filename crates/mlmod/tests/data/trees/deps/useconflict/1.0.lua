@@ -1,0 +1,2 @@
+conflict("other")
+setenv("USECONFLICT_SET", "1")

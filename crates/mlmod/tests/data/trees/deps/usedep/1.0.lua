@@ -1,0 +1,2 @@
+depends_on("base")
+setenv("USEDEP_SET", "1")

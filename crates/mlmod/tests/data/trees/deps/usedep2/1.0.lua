@@ -1,0 +1,2 @@
+depends_on("base")
+setenv("USEDEP2_SET", "1")

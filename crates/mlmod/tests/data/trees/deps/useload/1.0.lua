@@ -1,0 +1,2 @@
+load("base/1.0")
+setenv("USELOAD_SET", "1")

@@ -1,0 +1,2 @@
+prereq("base")
+setenv("USEPREREQ_SET", "1")

@@ -1,0 +1,2 @@
+prereq_any("missing", "other", "base")
+setenv("USEPREREQANY_SET", "1")

@@ -1,0 +1,3 @@
+try_load("missing")
+try_load("other")
+setenv("USETRY_SET", "1")

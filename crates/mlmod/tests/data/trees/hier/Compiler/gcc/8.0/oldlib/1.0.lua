@@ -1,0 +1,1 @@
+setenv("HIER_OLDLIB", "1")

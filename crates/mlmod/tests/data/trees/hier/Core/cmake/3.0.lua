@@ -1,0 +1,1 @@
+prepend_path("PATH", "/opt/cmake/3.0/bin")

@@ -1,0 +1,1 @@
+setenv("HIER_OLDMPILIB", "1")

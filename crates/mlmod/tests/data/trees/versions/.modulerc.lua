@@ -1,0 +1,1 @@
+module_alias("mlalias", "aliased/1.0")

@@ -1,0 +1,1 @@
+setenv("ALIASED_LOADED", myModuleFullName())

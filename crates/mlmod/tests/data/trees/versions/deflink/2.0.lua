@@ -1,0 +1,1 @@
+setenv("DEFLINK_LOADED", myModuleFullName())

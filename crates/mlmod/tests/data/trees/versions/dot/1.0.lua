@@ -1,0 +1,1 @@
+setenv("DOT_LOADED", myModuleFullName())

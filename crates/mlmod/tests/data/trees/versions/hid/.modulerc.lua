@@ -1,0 +1,1 @@
+hide_version("hid/3.0")

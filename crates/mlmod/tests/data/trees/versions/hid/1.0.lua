@@ -1,0 +1,1 @@
+setenv("HID_LOADED", myModuleFullName())

@@ -1,0 +1,1 @@
+setenv("MODRC_LOADED", myModuleFullName())

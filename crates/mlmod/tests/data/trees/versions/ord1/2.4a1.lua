@@ -1,0 +1,1 @@
+setenv("ORD1_LOADED", myModuleFullName())

@@ -1,0 +1,1 @@
+setenv("ORD10_LOADED", myModuleFullName())

@@ -1,0 +1,1 @@
+setenv("ORD2_LOADED", myModuleFullName())

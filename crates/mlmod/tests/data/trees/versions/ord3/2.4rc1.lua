@@ -1,0 +1,1 @@
+setenv("ORD3_LOADED", myModuleFullName())

@@ -1,0 +1,1 @@
+setenv("ORD4_LOADED", myModuleFullName())

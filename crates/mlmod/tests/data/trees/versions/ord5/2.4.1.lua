@@ -1,0 +1,1 @@
+setenv("ORD5_LOADED", myModuleFullName())

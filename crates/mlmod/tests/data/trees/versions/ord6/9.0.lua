@@ -1,0 +1,1 @@
+setenv("ORD6_LOADED", myModuleFullName())

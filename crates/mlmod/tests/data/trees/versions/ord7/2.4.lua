@@ -1,0 +1,1 @@
+setenv("ORD7_LOADED", myModuleFullName())

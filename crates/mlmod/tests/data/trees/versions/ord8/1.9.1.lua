@@ -1,0 +1,1 @@
+setenv("ORD8_LOADED", myModuleFullName())

@@ -1,0 +1,1 @@
+setenv("ORD9_LOADED", myModuleFullName())

@@ -1,0 +1,1 @@
+setenv("PART_LOADED", myModuleFullName())

@@ -1,0 +1,1 @@
+setenv("PART2_LOADED", myModuleFullName())

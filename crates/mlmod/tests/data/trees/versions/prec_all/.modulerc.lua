@@ -1,0 +1,1 @@
+module_version("prec_all/2.0", "default")

@@ -1,0 +1,1 @@
+setenv("PREC_ALL_LOADED", myModuleFullName())

@@ -1,0 +1,1 @@
+module_version("prec_linkrc/2.0", "default")

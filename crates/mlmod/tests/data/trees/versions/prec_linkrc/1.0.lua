@@ -1,0 +1,1 @@
+setenv("PREC_LINKRC_LOADED", myModuleFullName())

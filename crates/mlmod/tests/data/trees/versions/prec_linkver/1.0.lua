@@ -1,0 +1,1 @@
+setenv("PREC_LINKVER_LOADED", myModuleFullName())

@@ -1,0 +1,1 @@
+module_version("prec_rcver/2.0", "default")

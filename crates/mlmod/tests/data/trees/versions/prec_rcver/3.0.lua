@@ -1,0 +1,1 @@
+setenv("PREC_RCVER_LOADED", myModuleFullName())

@@ -1,0 +1,1 @@
+setenv("TCLVER_LOADED", myModuleFullName())
