@@ -179,10 +179,12 @@ pub fn init(shell: Shell, exe: &str) -> String {
              function ml; $MLMOD_CMD fish ml $argv | source; end;\n",
             q = fish_quote(exe)
         ),
+        // The command substitution is double-quoted so that csh neither splits nor
+        // globs (braces!) the generated code before `eval` parses it.
         Shell::Csh => format!(
             "setenv MLMOD_CMD {q};\n\
-             alias module 'eval `$MLMOD_CMD csh \\!*`';\n\
-             alias ml 'eval `$MLMOD_CMD csh ml \\!*`';\n",
+             alias module 'eval \"`$MLMOD_CMD csh \\!*`\"';\n\
+             alias ml 'eval \"`$MLMOD_CMD csh ml \\!*`\"';\n",
             q = csh_quote(exe)
         ),
         Shell::Json => serde_json::json!({ "cmd": exe }).to_string() + "\n",
