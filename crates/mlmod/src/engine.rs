@@ -1249,7 +1249,30 @@ fn eval_file(
     });
     let r = run();
     inner.borrow_mut().frames.pop();
-    r.map_err(from_lua)
+    r.map_err(|e| match from_lua(e) {
+        ModError::Eval(m) => ModError::Eval(clean_lua_message(&m, &file.path)),
+        other => other,
+    })
+}
+
+/// Drops Lua's stack traceback and restores the full file name that Lua shortens to
+/// `...tail` (its chunk names are cut to 60 characters).
+fn clean_lua_message(msg: &str, path: &Path) -> String {
+    let msg = msg
+        .split("\nstack traceback:")
+        .next()
+        .unwrap_or(msg)
+        .trim_end();
+    let full = path.display().to_string();
+    if let Some(rest) = msg.strip_prefix("...") {
+        if let Some(colon) = rest.find(".lua:") {
+            let tail = &rest[..colon + 4];
+            if full.ends_with(tail) {
+                return format!("{full}{}", &rest[colon + 4..]);
+            }
+        }
+    }
+    msg.to_string()
 }
 
 /// See [`Engine::reload_hierarchy`].
