@@ -524,8 +524,19 @@ fn description(engine: &Engine, f: &ModuleFile) -> String {
 }
 
 fn raw_description(engine: &Engine, f: &ModuleFile) -> String {
-    let w = engine.whatis_of(f).unwrap_or_default();
-    for l in &w {
+    raw_description_of(&engine.whatis_of(f).unwrap_or_default())
+}
+
+/// [`description`] from whatis lines already at hand.
+fn description_of(whatis: &[String]) -> String {
+    raw_description_of(whatis)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn raw_description_of(w: &[String]) -> String {
+    for l in w {
         if let Some(i) = l.find("escription") {
             if let Some(j) = l[i..].find(':') {
                 return l[i + j + 1..].trim().to_string();
@@ -639,10 +650,6 @@ fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModEr
     Ok(out)
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
-}
-
 /// `module keyword`: modules whose name or whatis text contains any of the words
 /// (case-insensitive), grouped by name as Lmod prints them, with each name's
 /// description.
@@ -657,11 +664,11 @@ fn keyword(engine: &Engine, words: &[String]) -> String {
         // evaluating every modulefile would cost as much as Lmod without its cache.
         let lname = name.to_lowercase();
         if !words.iter().any(|w| lname.contains(w.as_str())) {
-            let Ok(text) = std::fs::read(&f.path) else {
+            let Ok(text) = engine.read_text(&f.path) else {
                 continue;
             };
-            let text = text.to_ascii_lowercase();
-            if !words.iter().any(|w| contains(&text, w.as_bytes())) {
+            let text = text.to_lowercase();
+            if !words.iter().any(|w| text.contains(w.as_str())) {
                 continue;
             }
         }
@@ -673,7 +680,7 @@ fn keyword(engine: &Engine, words: &[String]) -> String {
                 e.0.push(f);
             }
             if e.1.is_empty() {
-                e.1 = description(engine, f);
+                e.1 = description_of(&whatis);
             }
         }
     }

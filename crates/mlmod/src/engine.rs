@@ -105,6 +105,8 @@ struct Inner {
     /// An `LmodWarning` was given: the command succeeds but returns a non-zero status,
     /// as Lmod's does.
     warned: bool,
+    /// Modulefile texts read during this command (listings read many files twice).
+    texts: HashMap<PathBuf, Rc<str>>,
 }
 
 /// One `module` command run: the engine over one process environment.
@@ -250,6 +252,7 @@ impl Engine {
             pending_props: Vec::new(),
             spider_dirs: Vec::new(),
             warned: false,
+            texts: HashMap::new(),
         }));
         let base = lua.create_table().map_err(from_lua)?;
         let mut engine = Engine { lua, inner, base };
@@ -984,10 +987,10 @@ impl Engine {
                 .flat_map(|e| e.files.iter().filter(|f| f.dir == idx).cloned())
                 .collect();
             for f in files {
-                let Ok(text) = std::fs::read(&f.path) else {
+                let Ok(text) = read_text(&self.inner, &f.path) else {
                     continue;
                 };
-                if !text.windows(10).any(|w| w == b"MODULEPATH") {
+                if !text.contains("MODULEPATH") {
                     continue;
                 }
                 self.inner.borrow_mut().spider_dirs.clear();
@@ -1017,6 +1020,14 @@ impl Engine {
         }
         i.env.state.refs.remove("MODULEPATH");
         i.refresh_modulepath();
+    }
+
+    /// The text of a modulefile (read once per command).
+    ///
+    /// # Errors
+    /// The I/O error of reading it.
+    pub fn read_text(&self, path: &Path) -> std::io::Result<Rc<str>> {
+        read_text(&self.inner, path)
     }
 
     /// True if an `LmodWarning` was given during the command.
@@ -1229,7 +1240,7 @@ fn eval_file(
     usr_name: &str,
     mode: Mode,
 ) -> Result<(), ModError> {
-    let code = std::fs::read_to_string(&file.path)
+    let code = read_text(inner, &file.path)
         .map_err(|e| ModError::Eval(format!("{}: {e}", file.path.display())))?;
     let run = || -> mlua::Result<()> {
         let env = lua.create_table()?;
@@ -1237,7 +1248,7 @@ fn eval_file(
         meta.set("__index", base.clone())?;
         env.set_metatable(Some(meta));
         env.set("_G", env.clone())?;
-        lua.load(code.as_str())
+        lua.load(&*code)
             .set_name(format!("@{}", file.path.display()))
             .set_environment(env)
             .exec()
@@ -1253,6 +1264,19 @@ fn eval_file(
         ModError::Eval(m) => ModError::Eval(clean_lua_message(&m, &file.path)),
         other => other,
     })
+}
+
+/// The text of a modulefile, read once per command.
+fn read_text(inner: &Rc<RefCell<Inner>>, path: &Path) -> std::io::Result<Rc<str>> {
+    if let Some(t) = inner.borrow().texts.get(path) {
+        return Ok(t.clone());
+    }
+    let t: Rc<str> = std::fs::read_to_string(path)?.into();
+    inner
+        .borrow_mut()
+        .texts
+        .insert(path.to_path_buf(), t.clone());
+    Ok(t)
 }
 
 /// Drops Lua's stack traceback and restores the full file name that Lua shortens to

@@ -13,49 +13,73 @@
 //! `2.4dev1 < 2.4a1 < 2.4rc1 < 2.4 = 2.4.0 < 2.4-1 < 2.4.1 < 10.0`, and
 //! `2.69-GCCcore-8.3.0 < 2.69`, `3.8.1_Linux < 3.8.1-foss` (as Lmod lists them).
 
-const ZERO: &str = "000000000";
-const PATCH: &str = "*zfinal-";
-const END: &str = "*zfinal";
-
-/// The sort key of a version string. Equal keys mean equal versions (`2.4` and `2.4.0`).
-pub fn version_key(version: &str) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for part in raw_parts(&version.to_lowercase()) {
-        if part.starts_with('*') {
-            if part != END {
-                while parts.last().is_some_and(|p| p == PATCH) {
-                    parts.pop();
-                }
-            }
-            while parts.last().is_some_and(|p| p == ZERO) {
-                parts.pop();
-            }
-            if part == END {
-                while parts.last().is_some_and(|p| p == PATCH) {
-                    parts.pop();
-                }
-            }
-        }
-        parts.push(part);
-    }
-    parts.join(".").replace("./.", "/")
+/// The kind of a part of the key, for the dropping rules.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A number that is zero.
+    Zero,
+    /// Another number.
+    Number,
+    /// `*zfinal-`.
+    Patch,
+    /// `*zfinal`.
+    End,
+    /// Any other `*` part or `/`.
+    Other,
 }
 
-/// Splits a lower-cased version into marked parts, ending with `*zfinal`.
-fn raw_parts(v: &str) -> Vec<String> {
+/// The sort key of a version string. Equal keys mean equal versions (`2.4` and `2.4.0`).
+///
+/// Built in one string: each part is appended (`.`-separated) and remembered by its
+/// start, so the dropping rules truncate instead of re-allocating.
+pub fn version_key(version: &str) -> String {
+    let v = version.to_lowercase();
     let b = v.as_bytes();
-    let mut out = Vec::new();
+    let mut out = String::with_capacity(16 + 4 * v.len());
+    let mut parts: Vec<(usize, Kind)> = Vec::with_capacity(8);
+    let push = |out: &mut String,
+                parts: &mut Vec<(usize, Kind)>,
+                kind: Kind,
+                text: &dyn Fn(&mut String)| {
+        // Dropping rules apply when a `*` part arrives (words, markers, the end).
+        if matches!(kind, Kind::Patch | Kind::End | Kind::Other) {
+            let drop_patch = |out: &mut String, parts: &mut Vec<(usize, Kind)>| {
+                while parts.last().is_some_and(|p| p.1 == Kind::Patch) {
+                    let (at, _) = parts.pop().expect("non-empty");
+                    out.truncate(at);
+                }
+            };
+            if kind != Kind::End {
+                drop_patch(out, parts);
+            }
+            while parts.last().is_some_and(|p| p.1 == Kind::Zero) {
+                let (at, _) = parts.pop().expect("non-empty");
+                out.truncate(at);
+            }
+            if kind == Kind::End {
+                drop_patch(out, parts);
+            }
+        }
+        let start = out.len();
+        if !out.is_empty() {
+            out.push('.');
+        }
+        text(out);
+        parts.push((start, kind));
+    };
     let mut i = 0;
     loop {
         if i < b.len() && b[i] == b'.' {
             if i == 0 {
-                out.push(ZERO.to_string());
+                push(&mut out, &mut parts, Kind::Zero, &|o| {
+                    o.push_str("000000000")
+                });
             }
             i += 1;
         }
         if i >= b.len() {
-            out.push(END.to_string());
-            return out;
+            push(&mut out, &mut parts, Kind::End, &|o| o.push_str("*zfinal"));
+            break;
         }
         let c = b[i];
         if c.is_ascii_digit() {
@@ -64,36 +88,58 @@ fn raw_parts(v: &str) -> Vec<String> {
                 i += 1;
             }
             let digits = v[start..i].trim_start_matches('0');
-            out.push(format!("{digits:0>9}"));
+            let kind = if digits.is_empty() {
+                Kind::Zero
+            } else {
+                Kind::Number
+            };
+            push(&mut out, &mut parts, kind, &|o| {
+                for _ in digits.len()..9 {
+                    o.push('0');
+                }
+                o.push_str(digits);
+            });
         } else if c == b'/' {
-            out.push("/".to_string());
+            push(&mut out, &mut parts, Kind::Other, &|o| o.push('/'));
             i += 1;
         } else if c.is_ascii_alphabetic() {
             let start = i;
             while i < b.len() && b[i].is_ascii_alphabetic() {
                 i += 1;
             }
-            out.push(marked(&v[start..i]));
-        } else if c == b'-' && b.get(i + 1) == Some(&b'p') {
-            out.push(PATCH.to_string());
-            i += 2;
+            let w = &v[start..i];
+            match w {
+                "p" => push(&mut out, &mut parts, Kind::Patch, &|o| {
+                    o.push_str("*zfinal-")
+                }),
+                _ => push(&mut out, &mut parts, Kind::Other, &|o| {
+                    o.push('*');
+                    o.push_str(match w {
+                        "pre" | "preview" | "rc" => "c",
+                        "dev" => "@",
+                        w => w,
+                    });
+                }),
+            }
+        } else if c == b'-' {
+            // `-` and `-p` are both a patch marker.
+            i += if b.get(i + 1) == Some(&b'p') { 2 } else { 1 };
+            push(&mut out, &mut parts, Kind::Patch, &|o| {
+                o.push_str("*zfinal-")
+            });
         } else {
             // Any other single character (possibly a multi-byte one).
             let ch = v[i..].chars().next().expect("in bounds");
-            out.push(marked(&v[i..i + ch.len_utf8()]));
-            i += ch.len_utf8();
+            let len = ch.len_utf8();
+            let text = &v[i..i + len];
+            push(&mut out, &mut parts, Kind::Other, &|o| {
+                o.push('*');
+                o.push_str(text);
+            });
+            i += len;
         }
     }
-}
-
-fn marked(word: &str) -> String {
-    let w = match word {
-        "pre" | "preview" | "rc" => "c",
-        "dev" => "@",
-        "-" | "p" => "zfinal-",
-        w => w,
-    };
-    format!("*{w}")
+    out.replace("./.", "/")
 }
 
 /// Compares two versions by Lmod's ordering.
