@@ -227,6 +227,12 @@ fn strings(args: &MultiValue) -> Vec<String> {
     out
 }
 
+/// The first two arguments as strings (a missing one is empty): `(name, value)`.
+fn name_value(args: &MultiValue) -> (String, String) {
+    let mut v = strings(args).into_iter();
+    (v.next().unwrap_or_default(), v.next().unwrap_or_default())
+}
+
 fn quote_lua(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
@@ -374,11 +380,7 @@ impl Engine {
         func!("setenv", |_,
                          inner: &Rc<RefCell<Inner>>,
                          args: MultiValue| {
-            let v = strings(&args);
-            let (name, value) = (
-                v.first().cloned().unwrap_or_default(),
-                v.get(1).cloned().unwrap_or_default(),
-            );
+            let (name, value) = name_value(&args);
             let mut i = inner.borrow_mut();
             match i.mode() {
                 Mode::Load => i.env.set(&name, &value),
@@ -409,11 +411,7 @@ impl Engine {
         func!("pushenv", |_,
                           inner: &Rc<RefCell<Inner>>,
                           args: MultiValue| {
-            let v = strings(&args);
-            let (name, value) = (
-                v.first().cloned().unwrap_or_default(),
-                v.get(1).cloned().unwrap_or_default(),
-            );
+            let (name, value) = name_value(&args);
             let mut i = inner.borrow_mut();
             match i.mode() {
                 Mode::Load => {
@@ -482,11 +480,7 @@ impl Engine {
         func!("set_alias", |_,
                             inner: &Rc<RefCell<Inner>>,
                             args: MultiValue| {
-            let v = strings(&args);
-            let (name, value) = (
-                v.first().cloned().unwrap_or_default(),
-                v.get(1).cloned().unwrap_or_default(),
-            );
+            let (name, value) = name_value(&args);
             let mut i = inner.borrow_mut();
             match i.mode() {
                 Mode::Load => i.env.set_alias(&name, &value),
