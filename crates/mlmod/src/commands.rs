@@ -40,6 +40,7 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("reset", &["reset"]),
     ("is-loaded", &["is-loaded", "is_loaded", "isloaded"]),
     ("is-avail", &["is-avail", "is_avail", "isavail"]),
+    ("overview", &["overview", "ov"]),
     ("save", &["save", "s"]),
     ("restore", &["restore", "r"]),
     ("savelist", &["savelist"]),
@@ -79,6 +80,7 @@ pub fn run(env: HashMap<String, String>, shell: &str, args: &[String], ml: bool)
         Ok(e) => e,
         Err(e) => return fail(&e),
     };
+    let foreign = engine.foreign_modules();
     let mut opts = Opts::default();
     let mut words: Vec<String> = Vec::new();
     for a in args {
@@ -136,6 +138,10 @@ pub fn run(env: HashMap<String, String>, shell: &str, args: &[String], ml: bool)
                 out.push_str(&m);
                 out.push('\n');
             }
+            if let Some(f) = &foreign {
+                out.push_str(f);
+            }
+            out.push_str(&engine.notices());
             out.push_str(&text);
             Outcome {
                 changes,
@@ -229,10 +235,32 @@ fn dispatch(
                 "module swap: expected OLD NEW (or NEW)".into(),
             )),
         },
-        "purge" | "reset" => {
+        "purge" => {
             engine.purge()?;
             Ok((String::new(), true))
         }
+        "reset" => {
+            // Lmod's reset restores the system default modules; without them it fails.
+            let defaults = engine
+                .env()
+                .get("LMOD_SYSTEM_DEFAULT_MODULES")
+                .map(str::to_string);
+            let Some(d) = defaults.filter(|d| !d.trim().is_empty()) else {
+                return Err(ModError::Usage(
+                    "module reset: no system default modules (set LMOD_SYSTEM_DEFAULT_MODULES)"
+                        .into(),
+                ));
+            };
+            engine.purge()?;
+            let names: Vec<String> = d
+                .split([':', ' ', ','])
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect();
+            engine.load(&names)?;
+            Ok((String::new(), true))
+        }
+        "overview" => Ok((overview(engine, rest), true)),
         "refresh" => Ok((String::new(), true)),
         "list" => Ok((list(engine, opts.terse), true)),
         "avail" => Ok((avail(engine, rest, opts), true)),
@@ -368,14 +396,14 @@ fn columns(items: &[String], indent: usize) -> String {
 
 fn list(engine: &Engine, terse: bool) -> String {
     let loaded = engine.loaded();
+    if loaded.is_empty() {
+        return "No modules loaded\n".into();
+    }
     if terse {
         return loaded
             .iter()
             .map(|l| format!("{}\n", l.full_name()))
             .collect();
-    }
-    if loaded.is_empty() {
-        return "No modules loaded\n".into();
     }
     let items: Vec<String> = loaded
         .iter()
@@ -505,6 +533,40 @@ fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
         if legend_l {
             out += "   L:  Module is loaded\n";
         }
+    }
+    out
+}
+
+/// `module overview`: each name with its number of versions, per MODULEPATH folder.
+fn overview(engine: &Engine, filters: &[String]) -> String {
+    let tree = engine.tree();
+    let mut out = String::new();
+    for (di, dir) in tree.dirs.iter().enumerate() {
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        for (sn, e) in &tree.names {
+            let n = e.files.iter().filter(|f| f.dir == di && !f.hidden).count();
+            let keep = filters.is_empty()
+                || filters
+                    .iter()
+                    .any(|p| sn.to_lowercase().contains(&p.to_lowercase()));
+            if n > 0 && keep {
+                counts.push((sn.clone(), n));
+            }
+        }
+        if counts.is_empty() {
+            continue;
+        }
+        counts.sort_by(|a, b| format!("{}/", a.0).cmp(&format!("{}/", b.0)));
+        let title = format!(" {} ", dir.display());
+        let pad = 80usize.saturating_sub(title.len());
+        out += &format!(
+            "\n{}{}{}\n",
+            "-".repeat(pad / 2),
+            title,
+            "-".repeat(pad - pad / 2)
+        );
+        let items: Vec<String> = counts.iter().map(|(n, c)| format!("{n} ({c})")).collect();
+        out += &columns(&items, 0);
     }
     out
 }

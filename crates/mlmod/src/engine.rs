@@ -107,6 +107,21 @@ struct Inner {
     warned: bool,
     /// Modulefile texts read during this command (listings read many files twice).
     texts: HashMap<PathBuf, Rc<str>>,
+    /// mlmod's state listed loaded modules when the command started.
+    had_modules: bool,
+    /// What happened to modules besides what the user asked, for Lmod's notices:
+    /// version changes (`old => new`), reloads after MODULEPATH changes, modules made
+    /// inactive and modules activated again.
+    notices: Notices,
+}
+
+/// Lmod's notices after a command.
+#[derive(Debug, Default)]
+struct Notices {
+    version_changes: Vec<(String, String)>,
+    reloaded: Vec<String>,
+    inactive: Vec<String>,
+    activated: Vec<String>,
 }
 
 /// One `module` command run: the engine over one process environment.
@@ -245,6 +260,7 @@ impl Engine {
     pub fn new(base: HashMap<String, String>, shell: &str) -> Result<Self, ModError> {
         let env = Env::new(base).map_err(ModError::Usage)?;
         let dirs = split_modulepath(env.get("MODULEPATH"));
+        let had_modules = !env.state.loaded.is_empty();
         let lua = Lua::new();
         let inner = Rc::new(RefCell::new(Inner {
             env,
@@ -259,6 +275,8 @@ impl Engine {
             spider_dirs: Vec::new(),
             warned: false,
             texts: HashMap::new(),
+            notices: Notices::default(),
+            had_modules,
         }));
         let base = lua.create_table().map_err(from_lua)?;
         let mut engine = Engine { lua, inner, base };
@@ -836,8 +854,25 @@ impl Engine {
         // One settle after the whole swap, as Lmod: the dependents of a swapped
         // compiler are reloaded, not made inactive in between.
         let mp = modulepath_now(&self.inner);
+        let before = {
+            let i = self.inner.borrow();
+            i.find_loaded(old).map(|k| i.env.state.loaded[k].clone())
+        };
         unload_module(&self.lua, &self.inner, &self.base, old, true)?;
         load_module(&self.lua, &self.inner, &self.base, new, LoadHow::User)?;
+        if let Some(b) = before {
+            let mut i = self.inner.borrow_mut();
+            let after = i
+                .env
+                .state
+                .loaded
+                .iter()
+                .find(|l| l.sn == b.sn)
+                .map(|l| l.full_name());
+            if let Some(a) = after.filter(|a| *a != b.full_name()) {
+                i.notices.version_changes.insert(0, (b.full_name(), a));
+            }
+        }
         settle(&self.lua, &self.inner, &self.base, &mp)
     }
 
@@ -1024,6 +1059,52 @@ impl Engine {
         read_text(&self.inner, path)
     }
 
+    /// Lmod's notices about modules changed besides those the user named (version
+    /// changes, reloads after MODULEPATH changes, inactive and activated modules), as
+    /// text; empty if there were none.
+    pub fn notices(&self) -> String {
+        let n = &self.inner.borrow().notices;
+        let mut out = String::new();
+        let list = |title: &str, items: Vec<String>| -> String {
+            if items.is_empty() {
+                return String::new();
+            }
+            let mut s = format!("\n{title}\n");
+            for (k, it) in items.iter().enumerate() {
+                s += &format!("  {}) {it}\n", k + 1);
+            }
+            s
+        };
+        out += &list("Inactive Modules:", n.inactive.clone());
+        out += &list("Activating Modules:", n.activated.clone());
+        out += &list(
+            "Due to MODULEPATH changes, the following have been reloaded:",
+            n.reloaded.clone(),
+        );
+        out += &list(
+            "The following have been reloaded with a version change:",
+            n.version_changes
+                .iter()
+                .map(|(a, b)| format!("{a} => {b}"))
+                .collect(),
+        );
+        out
+    }
+
+    /// A warning if the environment lists loaded modules that mlmod did not load (for
+    /// example loaded by Lmod in the login shell): mlmod cannot unload those.
+    pub fn foreign_modules(&self) -> Option<String> {
+        let i = self.inner.borrow();
+        let mine = !i.env.state.loaded.is_empty();
+        let listed = i.env.get("LOADEDMODULES").is_some_and(|v| !v.is_empty());
+        let lmod = i.env.get("_ModuleTable001_").is_some();
+        (!mine && (listed || lmod)).then(|| {
+            "mlmod: warning: LOADEDMODULES lists modules that mlmod did not load (Lmod's?); \
+             mlmod cannot unload them: run `module purge` with Lmod first, or start a new shell\n"
+                .to_string()
+        })
+    }
+
     /// True if an `LmodWarning` was given during the command.
     pub fn warned(&self) -> bool {
         self.inner.borrow().warned
@@ -1043,7 +1124,9 @@ impl Engine {
         let mut i = self.inner.borrow_mut();
         let names: Vec<String> = i.env.state.loaded.iter().map(|l| l.full_name()).collect();
         let files: Vec<String> = i.env.state.loaded.iter().map(|l| l.file.clone()).collect();
-        if names.is_empty() {
+        if names.is_empty() && !i.had_modules {
+            // Nothing of ours was or is loaded: leave another tool's lists alone.
+        } else if names.is_empty() {
             if i.env.get("LOADEDMODULES").is_some() {
                 i.env.unset("LOADEDMODULES");
             }
@@ -1260,6 +1343,30 @@ fn eval_file(
     })
 }
 
+/// A Tcl modulefile (`#%Module` first line) for `name` on MODULEPATH, if any.
+fn tcl_modulefile(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {
+    for d in dirs {
+        let p = d.join(name);
+        let cands: Vec<PathBuf> = if p.is_dir() {
+            std::fs::read_dir(&p)
+                .ok()?
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .collect()
+        } else {
+            vec![p]
+        };
+        for c in cands {
+            if let Ok(bytes) = std::fs::read(&c) {
+                if bytes.starts_with(b"#%Module") {
+                    return Some(c);
+                }
+            }
+        }
+    }
+    None
+}
+
 /// The text of a modulefile, read once per command.
 fn read_text(inner: &Rc<RefCell<Inner>>, path: &Path) -> std::io::Result<Rc<str>> {
     if let Some(t) = inner.borrow().texts.get(path) {
@@ -1323,6 +1430,16 @@ fn reload_hier(lua: &Lua, inner: &Rc<RefCell<Inner>>, base: &Table) -> Result<()
             match resolve(&want) {
                 Some(f) if f.path.display().to_string() == l.file => {}
                 Some(f) => {
+                    {
+                        let mut i = inner.borrow_mut();
+                        if f.full_name() == l.full_name() {
+                            i.notices.reloaded.push(l.full_name());
+                        } else {
+                            i.notices
+                                .version_changes
+                                .push((l.full_name(), f.full_name()));
+                        }
+                    }
                     unload_module(lua, inner, base, &l.full_name(), true)?;
                     let how = if l.refs > 0 && !l.user {
                         LoadHow::DependsOn
@@ -1348,7 +1465,9 @@ fn reload_hier(lua: &Lua, inner: &Rc<RefCell<Inner>>, base: &Table) -> Result<()
                 }
                 None => {
                     unload_module(lua, inner, base, &l.full_name(), true)?;
-                    inner.borrow_mut().env.state.inactive.push(want);
+                    let mut i = inner.borrow_mut();
+                    i.env.state.inactive.push(want);
+                    i.notices.inactive.push(l.sn.clone());
                     changed = true;
                 }
             }
@@ -1358,6 +1477,7 @@ fn reload_hier(lua: &Lua, inner: &Rc<RefCell<Inner>>, base: &Table) -> Result<()
             if resolve(&n).is_some() {
                 inner.borrow_mut().env.state.inactive.retain(|x| *x != n);
                 load_module(lua, inner, base, &n, LoadHow::User)?;
+                inner.borrow_mut().notices.activated.push(n.clone());
                 changed = true;
             }
         }
@@ -1405,6 +1525,12 @@ fn load_module(
         let i = inner.borrow();
         let t = i.tree_for(name);
         let Some(f) = t.resolve(name).cloned() else {
+            if let Some(tcl) = tcl_modulefile(&i.modulepath_dirs, name) {
+                return Err(ModError::Usage(format!(
+                    "{}: \"{name}\" is a Tcl modulefile; mlmod reads only Lua modulefiles (.lua) for now",
+                    tcl.display()
+                )));
+            }
             return Err(ModError::Unknown {
                 name: name.to_string(),
                 suggestions: i.suggest(name),
@@ -1444,6 +1570,11 @@ fn load_module(
         let mp = modulepath_now(inner);
         unload_module(lua, inner, base, &old, true)?;
         settle(lua, inner, base, &mp)?;
+        inner
+            .borrow_mut()
+            .notices
+            .version_changes
+            .push((old, file.full_name()));
     }
     inner.borrow_mut().pending_props.clear();
     eval_file(lua, inner, base, &file, name, Mode::Load)?;

@@ -112,3 +112,96 @@ fn unreadable_state_is_an_error_not_a_panic() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "false;\n");
     assert!(String::from_utf8_lossy(&out.stderr).contains("_MLMOD_STATE is not readable"));
 }
+
+/// Runs a bash script after `eval "$(mlmod init bash)"` and `module use` of the basic
+/// tree, with a clean environment; returns stderr (what the user sees).
+fn bash_session(script: &str, extra_env: &[(&str, &str)]) -> String {
+    let init = format!(
+        "eval \"$({} init bash)\"; module use '{}'",
+        env!("CARGO_BIN_EXE_mlmod"),
+        tree().display()
+    );
+    let mut cmd = Command::new("bash");
+    cmd.args(["--noprofile", "--norc", "-c", &format!("{init}\n{script}")])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", std::env::temp_dir());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn version_changes_are_reported_as_lmod_does() {
+    let err = bash_session(
+        "module load env/1.0\nmodule load env/2.0\nmodule swap env env/1.0",
+        &[],
+    );
+    // The one-name rule, then a swap: both are reported, as Lmod words them.
+    assert_eq!(
+        err.matches("The following have been reloaded with a version change:")
+            .count(),
+        2,
+        "{err}"
+    );
+    assert!(err.contains("1) env/1.0 => env/2.0"), "{err}");
+    assert!(err.contains("1) env/2.0 => env/1.0"), "{err}");
+}
+
+#[test]
+fn tcl_modulefiles_get_a_clear_message() {
+    let dir = std::env::temp_dir().join(format!("mlmod-tcl-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("foo")).unwrap();
+    std::fs::write(dir.join("foo/1.0"), "#%Module1.0\nsetenv FOO 1\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mlmod"))
+        .args(["bash", "load", "foo"])
+        .env_clear()
+        .env("MODULEPATH", &dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "false;\n");
+    assert!(
+        err.contains("is a Tcl modulefile; mlmod reads only Lua modulefiles"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn modules_loaded_by_another_tool_are_flagged_and_left_alone() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mlmod"))
+        .args(["bash", "list"])
+        .env_clear()
+        .env("LOADEDMODULES", "Java/11.0.2")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("LOADEDMODULES lists modules that mlmod did not load"),
+        "{err}"
+    );
+    // `list` must not clear another tool's list.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+}
+
+#[test]
+fn reset_needs_system_defaults_and_loads_them() {
+    let (out, err) = mlmod(&["reset"]);
+    assert_failed_cleanly(&out);
+    assert!(err.contains("no system default modules"), "{err}");
+    let err = bash_session(
+        "module load env/1.0\nmodule reset\nmodule -t list",
+        &[("LMOD_SYSTEM_DEFAULT_MODULES", "msg/1.0")],
+    );
+    assert!(err.ends_with("msg/1.0\n"), "{err}");
+}
+
+#[test]
+fn overview_counts_versions() {
+    let (_, err) = mlmod(&["overview", "env"]);
+    // basic/env has 1.0 and 2.0.
+    assert!(err.contains("env (2)"), "{err}");
+}
