@@ -468,14 +468,7 @@ fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
             }
             continue;
         }
-        let title = format!(" {} ", dir.display());
-        let pad = 80usize.saturating_sub(title.len());
-        out += &format!(
-            "\n{}{}{}\n",
-            "-".repeat(pad / 2),
-            title,
-            "-".repeat(pad - pad / 2)
-        );
+        out += &dir_header(dir);
         // Lmod's markers: flags (L = loaded, D = default) then symbolic versions after
         // a colon, e.g. `(L,D:21)`, aligned in a column after the longest name.
         let width = files.iter().map(|f| f.full_name().len()).max().unwrap_or(0);
@@ -537,6 +530,18 @@ fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
     out
 }
 
+/// Lmod's header of a MODULEPATH folder: its path centred in an 80-column rule.
+fn dir_header(dir: &std::path::Path) -> String {
+    let title = format!(" {} ", dir.display());
+    let pad = 80usize.saturating_sub(title.len());
+    format!(
+        "\n{}{}{}\n",
+        "-".repeat(pad / 2),
+        title,
+        "-".repeat(pad - pad / 2)
+    )
+}
+
 /// `module overview`: each name with its number of versions, per MODULEPATH folder.
 fn overview(engine: &Engine, filters: &[String]) -> String {
     let tree = engine.tree();
@@ -557,14 +562,7 @@ fn overview(engine: &Engine, filters: &[String]) -> String {
             continue;
         }
         counts.sort_by(|a, b| format!("{}/", a.0).cmp(&format!("{}/", b.0)));
-        let title = format!(" {} ", dir.display());
-        let pad = 80usize.saturating_sub(title.len());
-        out += &format!(
-            "\n{}{}{}\n",
-            "-".repeat(pad / 2),
-            title,
-            "-".repeat(pad - pad / 2)
-        );
+        out += &dir_header(dir);
         let items: Vec<String> = counts.iter().map(|(n, c)| format!("{n} ({c})")).collect();
         out += &columns(&items, 0);
     }
