@@ -718,21 +718,23 @@ fn keyword(engine: &Engine, words: &[String]) -> String {
     let words: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
     let mut hits: std::collections::BTreeMap<String, (Vec<&ModuleFile>, String)> =
         Default::default();
-    for f in tree.visible() {
+    // Only files whose name or text holds a word can match (documented in compat.md):
+    // evaluating every modulefile would cost as much as Lmod without its cache.
+    let candidates: Vec<&ModuleFile> = tree
+        .visible()
+        .filter(|f| {
+            let lname = f.full_name().to_lowercase();
+            words.iter().any(|w| lname.contains(w.as_str()))
+                || engine.read_text(&f.path).is_ok_and(|text| {
+                    let text = text.to_lowercase();
+                    words.iter().any(|w| text.contains(w.as_str()))
+                })
+        })
+        .collect();
+    let owned: Vec<ModuleFile> = candidates.iter().map(|f| (*f).clone()).collect();
+    let all_whatis = engine.whatis_many(&owned);
+    for (f, whatis) in candidates.into_iter().zip(all_whatis) {
         let name = f.full_name();
-        // Only files whose name or text holds a word can match (documented in compat.md):
-        // evaluating every modulefile would cost as much as Lmod without its cache.
-        let lname = name.to_lowercase();
-        if !words.iter().any(|w| lname.contains(w.as_str())) {
-            let Ok(text) = engine.read_text(&f.path) else {
-                continue;
-            };
-            let text = text.to_lowercase();
-            if !words.iter().any(|w| text.contains(w.as_str())) {
-                continue;
-            }
-        }
-        let whatis = engine.whatis_of(f).unwrap_or_default();
         let hay = format!("{}\n{}", name, whatis.join("\n")).to_lowercase();
         if words.iter().any(|w| hay.contains(w)) {
             let e = hits.entry(format!("{}/", f.sn)).or_default();

@@ -129,6 +129,8 @@ pub struct Engine {
     lua: Lua,
     inner: Rc<RefCell<Inner>>,
     base: Table,
+    /// The process environment the engine started from (to start helper engines).
+    base_env: HashMap<String, String>,
 }
 
 /// The result of a command.
@@ -258,6 +260,7 @@ impl Engine {
     /// # Errors
     /// [`ModError::Usage`] if the state variable is unreadable.
     pub fn new(base: HashMap<String, String>, shell: &str) -> Result<Self, ModError> {
+        let base_env = base.clone();
         let env = Env::new(base).map_err(ModError::Usage)?;
         let dirs = split_modulepath(env.get("MODULEPATH"));
         let had_modules = !env.state.loaded.is_empty();
@@ -279,7 +282,12 @@ impl Engine {
             had_modules,
         }));
         let base = lua.create_table().map_err(from_lua)?;
-        let mut engine = Engine { lua, inner, base };
+        let mut engine = Engine {
+            lua,
+            inner,
+            base,
+            base_env,
+        };
         engine.install().map_err(from_lua)?;
         Ok(engine)
     }
@@ -953,6 +961,39 @@ impl Engine {
     pub fn whatis(&self, name: &str) -> Result<(ModuleFile, Vec<String>), ModError> {
         let f = self.resolve_or_err(name)?;
         self.whatis_of(&f).map(|w| (f, w))
+    }
+
+    /// The whatis lines of many modulefiles, in order. Large batches are split over
+    /// two threads, each with its own engine (Lua states are not shared).
+    pub fn whatis_many(&self, files: &[ModuleFile]) -> Vec<Vec<String>> {
+        if files.len() < 64 {
+            return files
+                .iter()
+                .map(|f| self.whatis_of(f).unwrap_or_default())
+                .collect();
+        }
+        let (a, b) = files.split_at(files.len() / 2);
+        let mut env = self.base_env.clone();
+        if let Some(mp) = self.modulepath() {
+            env.insert("MODULEPATH".into(), mp);
+        }
+        env.remove(crate::env::STATE_VAR);
+        let shell = self.inner.borrow().shell.clone();
+        std::thread::scope(|scope| {
+            let other = scope.spawn(move || match Engine::new(env, &shell) {
+                Ok(e) => b
+                    .iter()
+                    .map(|f| e.whatis_of(f).unwrap_or_default())
+                    .collect::<Vec<_>>(),
+                Err(_) => vec![Vec::new(); b.len()],
+            });
+            let mut out: Vec<Vec<String>> = a
+                .iter()
+                .map(|f| self.whatis_of(f).unwrap_or_default())
+                .collect();
+            out.extend(other.join().unwrap_or_default());
+            out
+        })
     }
 
     /// The whatis lines of a modulefile.
