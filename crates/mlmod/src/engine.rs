@@ -866,10 +866,25 @@ impl Engine {
             let i = self.inner.borrow();
             i.find_loaded(old).map(|k| i.env.state.loaded[k].clone())
         };
+        let place = before.as_ref().and_then(|b| {
+            self.inner
+                .borrow()
+                .env
+                .state
+                .loaded
+                .iter()
+                .position(|l| l.file == b.file)
+        });
         unload_module(&self.lua, &self.inner, &self.base, old, true)?;
         load_module(&self.lua, &self.inner, &self.base, new, LoadHow::User)?;
         if let Some(b) = before {
             let mut i = self.inner.borrow_mut();
+            // The new module takes the old one's place in the load order, as in Lmod.
+            let list = &mut i.env.state.loaded;
+            if let (Some(p), Some(at)) = (place, list.iter().position(|l| l.sn == b.sn)) {
+                let m = list.remove(at);
+                list.insert(p.min(list.len()), m);
+            }
             let after = i
                 .env
                 .state
@@ -1449,67 +1464,75 @@ fn reload_hier(lua: &Lua, inner: &Rc<RefCell<Inner>>, base: &Table) -> Result<()
     };
     for _round in 0..8 {
         let mut changed = false;
+        // Which loaded modules now resolve to another file (or to none), by the name
+        // the user gave: a module loaded by its full name stays that version or goes
+        // inactive, one loaded by its short name follows the default.
         let loaded = inner.borrow().env.state.loaded.clone();
-        for l in loaded {
-            let still = inner
-                .borrow()
-                .env
-                .state
-                .loaded
-                .iter()
-                .any(|m| m.file == l.file);
-            if !still {
-                continue;
-            }
-            let want = if l.usr_name.is_empty() {
+        let want_of = |l: &Loaded| {
+            if l.usr_name.is_empty() {
                 l.full_name()
             } else {
                 l.usr_name.clone()
-            };
-            // By the name the user gave: a module loaded by its full name stays that
-            // version or goes inactive, one loaded by its short name follows the default.
-            match resolve(&want) {
-                Some(f) if f.path.display().to_string() == l.file => {}
-                Some(f) => {
-                    {
-                        let mut i = inner.borrow_mut();
-                        if f.full_name() == l.full_name() {
-                            i.notices.reloaded.push(l.full_name());
+            }
+        };
+        // The first loaded module whose name now finds another file (or none), by the
+        // name the user gave: a module loaded by its full name stays that version or
+        // goes inactive, one loaded by its short name follows the default.
+        let first = loaded.iter().position(|l| match resolve(&want_of(l)) {
+            Some(f) => f.path.display().to_string() != l.file,
+            None => true,
+        });
+        if let Some(k) = first {
+            changed = true;
+            // As if loaded again in order from there: unload that module and every one
+            // after it, last first (so each unload sees the environment its load made,
+            // e.g. MPI x LAPACK folders computed from other modules' variables), then
+            // load each again by its name, or make it inactive.
+            let suffix: Vec<Loaded> = loaded[k..].to_vec();
+            for l in suffix.iter().rev() {
+                unload_module(lua, inner, base, &l.full_name(), true)?;
+            }
+            for l in suffix {
+                let want = want_of(&l);
+                match resolve(&want) {
+                    Some(f) => {
+                        if f.path.display().to_string() != l.file {
+                            let mut i = inner.borrow_mut();
+                            if f.full_name() == l.full_name() {
+                                i.notices.reloaded.push(l.full_name());
+                            } else {
+                                i.notices
+                                    .version_changes
+                                    .push((l.full_name(), f.full_name()));
+                            }
+                        }
+                        let how = if l.refs > 0 && !l.user {
+                            LoadHow::DependsOn
+                        } else if l.user {
+                            LoadHow::User
                         } else {
-                            i.notices
-                                .version_changes
-                                .push((l.full_name(), f.full_name()));
+                            LoadHow::Dependency
+                        };
+                        load_module(lua, inner, base, &f.full_name(), how)?;
+                        // Keep the name the user gave, so later changes follow it too.
+                        let file = f.path.display().to_string();
+                        if let Some(m) = inner
+                            .borrow_mut()
+                            .env
+                            .state
+                            .loaded
+                            .iter_mut()
+                            .find(|m| m.file == file)
+                        {
+                            m.usr_name = want.clone();
+                            m.user |= l.user;
                         }
                     }
-                    unload_module(lua, inner, base, &l.full_name(), true)?;
-                    let how = if l.refs > 0 && !l.user {
-                        LoadHow::DependsOn
-                    } else if l.user {
-                        LoadHow::User
-                    } else {
-                        LoadHow::Dependency
-                    };
-                    load_module(lua, inner, base, &f.full_name(), how)?;
-                    // Keep the name the user gave, so later changes follow it too.
-                    let file = f.path.display().to_string();
-                    if let Some(m) = inner
-                        .borrow_mut()
-                        .env
-                        .state
-                        .loaded
-                        .iter_mut()
-                        .find(|m| m.file == file)
-                    {
-                        m.usr_name = want.clone();
+                    None => {
+                        let mut i = inner.borrow_mut();
+                        i.env.state.inactive.push(want);
+                        i.notices.inactive.push(l.sn.clone());
                     }
-                    changed = true;
-                }
-                None => {
-                    unload_module(lua, inner, base, &l.full_name(), true)?;
-                    let mut i = inner.borrow_mut();
-                    i.env.state.inactive.push(want);
-                    i.notices.inactive.push(l.sn.clone());
-                    changed = true;
                 }
             }
         }

@@ -61,29 +61,13 @@ const LMOD_INIT: &str = "/usr/share/lmod/lmod/init/bash";
 /// `spack:<walk>`, or a prefix ending in `*` (`easybuild:*`, `*`). `key` is an
 /// environment variable name, `status`, `alias:NAME` or `function:NAME`, or a prefix
 /// ending in `*`. Every entry must also be listed with its reason in `docs/compat.md`.
-const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[
-    (
-        "avail-evaluates-modulefiles",
-        "status",
-        "Lmod's non-terse avail and spider evaluate every modulefile, so an LmodWarning in \
+const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[(
+    "avail-evaluates-modulefiles",
+    "status",
+    "Lmod's non-terse avail and spider evaluate every modulefile, so an LmodWarning in \
      an unrelated modulefile makes them return 1; mlmod's listings do not run modulefile \
      side effects and return 0 (docs/compat.md)",
-    ),
-    (
-        "spack:mpi-and-lapack-cross-tree",
-        "*",
-        "reloading an MPI x LAPACK hierarchy after a compiler swap: mlmod reloads module \
-         by module, so openblas, reloaded first, still sees the old MPI and opens a \
-         folder that stays on MODULEPATH; Lmod's order avoids it (docs/compat.md, planned)",
-    ),
-    (
-        "spack:swap-mpi-family",
-        "*",
-        "after `swap openmpi mpich` a dependent reloaded from the new MPI tree goes after \
-         mpich in mlmod (so its path entries come first), before it in Lmod; the same \
-         modules and entries otherwise (docs/compat.md, planned)",
-    ),
-];
+)];
 
 /// Lmod's own `LMOD_*` variables. Any other `LMOD_*` variable is compared, unless the
 /// init of either side defines it (Lmod's init exports LMOD_CMD, LMOD_DIR, ...):
