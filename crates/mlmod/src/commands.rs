@@ -122,13 +122,8 @@ pub fn run(env: HashMap<String, String>, shell: &str, args: &[String], ml: bool)
             },
         }
     };
-    let modulepath_before = engine.modulepath();
-    let result = dispatch(&engine, cmd, &rest, &opts).and_then(|r| {
-        if engine.modulepath() != modulepath_before {
-            engine.reload_hierarchy(modulepath_before.as_deref())?;
-        }
-        Ok(r)
-    });
+    // Each engine operation brings loaded modules in line with MODULEPATH itself.
+    let result = dispatch(&engine, cmd, &rest, &opts);
     let mut messages = engine.take_messages();
     match result {
         Ok((text, status)) => {
@@ -308,12 +303,12 @@ fn dispatch(
         }
         "use" => {
             need(rest, "use")?;
-            engine.use_dirs(rest, opts.append);
+            engine.use_dirs(rest, opts.append)?;
             Ok((String::new(), true))
         }
         "unuse" => {
             need(rest, "unuse")?;
-            engine.unuse_dirs(rest);
+            engine.unuse_dirs(rest)?;
             Ok((String::new(), true))
         }
         "is-loaded" => {

@@ -133,17 +133,6 @@ pub struct Engine {
     base_env: HashMap<String, String>,
 }
 
-/// The result of a command.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    /// Changes for the shell (empty on error: the command is all or nothing).
-    pub changes: Vec<crate::env::Change>,
-    /// Text for the user (Lmod writes it to stderr).
-    pub messages: Vec<String>,
-    /// Shell code to run after the changes (`execute{}`), rarely used.
-    pub exit_ok: bool,
-}
-
 fn lua_err(e: ModError) -> mlua::Error {
     mlua::Error::external(e)
 }
@@ -838,6 +827,7 @@ impl Engine {
     /// # Errors
     /// [`ModError`] for an evaluation error.
     pub fn purge(&self) -> Result<(), ModError> {
+        let mp = modulepath_now(&self.inner);
         loop {
             let last = self
                 .inner
@@ -849,7 +839,7 @@ impl Engine {
                 .map(|l| l.full_name());
             match last {
                 Some(n) => unload_module(&self.lua, &self.inner, &self.base, &n, true)?,
-                None => return Ok(()),
+                None => return settle(&self.lua, &self.inner, &self.base, &mp),
             }
         }
     }
@@ -900,7 +890,11 @@ impl Engine {
     }
 
     /// Adds folders to MODULEPATH (`module use`), at the front unless `append`.
-    pub fn use_dirs(&self, dirs: &[String], append: bool) {
+    ///
+    /// # Errors
+    /// [`ModError`] from reloading modules the new MODULEPATH changes.
+    pub fn use_dirs(&self, dirs: &[String], append: bool) -> Result<(), ModError> {
+        let mp = modulepath_now(&self.inner);
         let mut i = self.inner.borrow_mut();
         let cwd = std::env::current_dir().unwrap_or_default();
         let list: Vec<String> = dirs.iter().map(|d| absolute(&cwd, d)).collect();
@@ -915,10 +909,16 @@ impl Engine {
             }
         }
         i.refresh_modulepath();
+        drop(i);
+        settle(&self.lua, &self.inner, &self.base, &mp)
     }
 
     /// Removes folders from MODULEPATH (`module unuse`).
-    pub fn unuse_dirs(&self, dirs: &[String]) {
+    ///
+    /// # Errors
+    /// [`ModError`] from reloading modules the new MODULEPATH changes.
+    pub fn unuse_dirs(&self, dirs: &[String]) -> Result<(), ModError> {
+        let mp = modulepath_now(&self.inner);
         let mut i = self.inner.borrow_mut();
         let cwd = std::env::current_dir().unwrap_or_default();
         for d in dirs {
@@ -926,6 +926,8 @@ impl Engine {
                 .remove_path("MODULEPATH", &absolute(&cwd, d), ":", true);
         }
         i.refresh_modulepath();
+        drop(i);
+        settle(&self.lua, &self.inner, &self.base, &mp)
     }
 
     /// The loaded modules, in load order.
@@ -1033,20 +1035,6 @@ impl Engine {
     /// Messages gathered so far.
     pub fn take_messages(&self) -> Vec<String> {
         std::mem::take(&mut self.inner.borrow_mut().messages)
-    }
-
-    /// After MODULEPATH changed (a compiler or MPI module was loaded, swapped or
-    /// unloaded, or `use`/`unuse`), makes every loaded module the one its name now
-    /// finds, as Lmod does: a module whose name finds another file is reloaded from it
-    /// (swapping a compiler reloads the libraries built with it); one whose name finds
-    /// nothing is unloaded and remembered as inactive, and inactive modules whose name
-    /// finds a file again are loaded.
-    ///
-    /// # Errors
-    /// [`ModError`] from a reload.
-    pub fn reload_hierarchy(&self, modulepath_before: Option<&str>) -> Result<(), ModError> {
-        let _ = modulepath_before;
-        reload_hier(&self.lua, &self.inner, &self.base)
     }
 
     /// The whole module hierarchy reachable from MODULEPATH (`module spider`): the
@@ -1456,7 +1444,12 @@ fn clean_lua_message(msg: &str, path: &Path) -> String {
     msg.to_string()
 }
 
-/// See [`Engine::reload_hierarchy`].
+/// After MODULEPATH changed (a compiler or MPI module was loaded, swapped or
+/// unloaded, or `use`/`unuse`), makes every loaded module the one its name now finds,
+/// as Lmod does: a module whose name finds another file is reloaded from it (swapping a
+/// compiler reloads the libraries built with it); one whose name finds nothing is
+/// unloaded and remembered as inactive, and inactive modules whose name finds a file
+/// again are loaded.
 fn reload_hier(lua: &Lua, inner: &Rc<RefCell<Inner>>, base: &Table) -> Result<(), ModError> {
     let resolve = |n: &str| -> Option<ModuleFile> {
         let i = inner.borrow();
