@@ -65,7 +65,7 @@ for T in "${TREES[@]}"; do
   # Environments with the module loaded, for list and unload.
   env -i HOME="$WORK" PATH=/usr/bin:/bin MODULEPATH="$T" bash --noprofile --norc -c "source $LMOD_INIT; module use $T; module load $LOAD; export -p" > "$WORK/lmod_env.sh" 2>/dev/null
   env -i HOME="$WORK" PATH=/usr/bin:/bin MODULEPATH="$T" bash --noprofile --norc -c "eval \"\$($MLMOD init bash)\"; module use $T; module load $LOAD; export -p" > "$WORK/mlmod_env.sh" 2>/dev/null
-  L="env -i HOME=$WORK PATH=/usr/bin:/bin MODULEPATH=$T $LMOD_CMD bash"
+  L="env -i HOME=$WORK PATH=/usr/bin:/bin LMOD_IGNORE_CACHE=1 MODULEPATH=$T $LMOD_CMD bash"
   M="env -i HOME=$WORK PATH=/usr/bin:/bin MODULEPATH=$T $MLMOD bash"
   row "$label: avail" "$L avail" "$M avail"
   row "$label: -t avail" "$L -t avail" "$M -t avail"

@@ -579,7 +579,7 @@ fn description(engine: &Engine, f: &ModuleFile) -> String {
 }
 
 fn raw_description(engine: &Engine, f: &ModuleFile) -> String {
-    raw_description_of(&engine.whatis_of(f).unwrap_or_default())
+    raw_description_of(&engine.whatis_lines(f).0)
 }
 
 /// [`description`] from whatis lines already at hand.
@@ -715,6 +715,7 @@ fn keyword(engine: &Engine, words: &[String]) -> String {
         Default::default();
     // Only files whose name or text holds a word can match (documented in compat.md):
     // evaluating every modulefile would cost as much as Lmod without its cache.
+    engine.prefetch(tree.visible().map(|f| f.path.as_path()));
     let candidates: Vec<&ModuleFile> = tree
         .visible()
         .filter(|f| {

@@ -13,6 +13,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use mlua::{Lua, MultiValue, Table, Value, Variadic};
 
@@ -106,7 +107,7 @@ struct Inner {
     /// as Lmod's does.
     warned: bool,
     /// Modulefile texts read during this command (listings read many files twice).
-    texts: HashMap<PathBuf, Rc<str>>,
+    texts: HashMap<PathBuf, Arc<str>>,
     /// mlmod's state listed loaded modules when the command started.
     had_modules: bool,
     /// What happened to modules besides what the user asked, for Lmod's notices:
@@ -980,37 +981,64 @@ impl Engine {
         self.whatis_of(&f).map(|w| (f, w))
     }
 
-    /// The whatis lines of many modulefiles, in order. Large batches are split over
+    /// The whatis lines of many modulefiles, in order (empty for a file that fails).
+    /// Files whose whatis lines are plain literals are read without Lua
+    /// ([`crate::literal::literal_whatis`]); the rest are evaluated, large batches on
     /// two threads, each with its own engine (Lua states are not shared).
     pub fn whatis_many(&self, files: &[ModuleFile]) -> Vec<Vec<String>> {
-        if files.len() < 64 {
-            return files
-                .iter()
-                .map(|f| self.whatis_of(f).unwrap_or_default())
-                .collect();
+        self.prefetch(files.iter().map(|f| f.path.as_path()));
+        let mut out: Vec<Option<Vec<String>>> = files
+            .iter()
+            .map(|f| {
+                let text = read_text(&self.inner, &f.path).ok()?;
+                crate::literal::literal_whatis(&text)
+            })
+            .collect();
+        let todo: Vec<usize> = (0..files.len()).filter(|&i| out[i].is_none()).collect();
+        if todo.len() < 64 {
+            for i in todo {
+                out[i] = Some(self.whatis_lines(&files[i]).0);
+            }
+            return out.into_iter().map(Option::unwrap_or_default).collect();
         }
-        let (a, b) = files.split_at(files.len() / 2);
+        let (a, b) = todo.split_at(todo.len() / 2);
         let mut env = self.base_env.clone();
         if let Some(mp) = self.modulepath() {
             env.insert("MODULEPATH".into(), mp);
         }
         env.remove(crate::env::STATE_VAR);
         let shell = self.inner.borrow().shell.clone();
-        std::thread::scope(|scope| {
+        let theirs: Vec<(ModuleFile, Option<Arc<str>>)> = {
+            let inner = self.inner.borrow();
+            b.iter()
+                .map(|&i| (files[i].clone(), inner.texts.get(&files[i].path).cloned()))
+                .collect()
+        };
+        let results = std::thread::scope(|scope| {
             let other = scope.spawn(move || match Engine::new(env, &shell) {
-                Ok(e) => b
-                    .iter()
-                    .map(|f| e.whatis_of(f).unwrap_or_default())
-                    .collect::<Vec<_>>(),
-                Err(_) => vec![Vec::new(); b.len()],
+                Ok(e) => {
+                    e.seed_texts(
+                        theirs
+                            .iter()
+                            .filter_map(|(f, t)| Some((f.path.clone(), t.clone()?)))
+                            .collect(),
+                    );
+                    theirs
+                        .iter()
+                        .map(|(f, _)| e.whatis_lines(f).0)
+                        .collect::<Vec<_>>()
+                }
+                Err(_) => vec![Vec::new(); theirs.len()],
             });
-            let mut out: Vec<Vec<String>> = a
-                .iter()
-                .map(|f| self.whatis_of(f).unwrap_or_default())
-                .collect();
-            out.extend(other.join().unwrap_or_default());
-            out
-        })
+            let mut mine: Vec<Vec<String>> =
+                a.iter().map(|&i| self.whatis_lines(&files[i]).0).collect();
+            mine.extend(other.join().unwrap_or_default());
+            mine
+        });
+        for (i, r) in todo.into_iter().zip(results) {
+            out[i] = Some(r);
+        }
+        out.into_iter().map(Option::unwrap_or_default).collect()
     }
 
     /// The whatis lines of a modulefile.
@@ -1018,9 +1046,20 @@ impl Engine {
     /// # Errors
     /// An evaluation error.
     pub fn whatis_of(&self, f: &ModuleFile) -> Result<Vec<String>, ModError> {
+        match self.whatis_lines(f) {
+            (_, Some(e)) => Err(e),
+            (lines, None) => Ok(lines),
+        }
+    }
+
+    /// The whatis lines a modulefile gives before it ends or fails, and its error if it
+    /// failed. Listings (`keyword`, `spider`) show the lines of a file that fails after
+    /// its whatis calls, as Lmod does.
+    pub fn whatis_lines(&self, f: &ModuleFile) -> (Vec<String>, Option<ModError>) {
         self.inner.borrow_mut().whatis.clear();
-        self.eval(f, &f.full_name(), Mode::Whatis)?;
-        Ok(std::mem::take(&mut self.inner.borrow_mut().whatis))
+        let r = self.eval(f, &f.full_name(), Mode::Whatis);
+        let lines = std::mem::take(&mut self.inner.borrow_mut().whatis);
+        (lines, r.err())
     }
 
     fn resolve_or_err(&self, name: &str) -> Result<ModuleFile, ModError> {
@@ -1059,6 +1098,7 @@ impl Engine {
                 .values()
                 .flat_map(|e| e.files.iter().filter(|f| f.dir == idx).cloned())
                 .collect();
+            self.prefetch(files.iter().map(|f| f.path.as_path()));
             for f in files {
                 let Ok(text) = read_text(&self.inner, &f.path) else {
                     continue;
@@ -1099,8 +1139,59 @@ impl Engine {
     ///
     /// # Errors
     /// The I/O error of reading it.
-    pub fn read_text(&self, path: &Path) -> std::io::Result<Rc<str>> {
+    pub fn read_text(&self, path: &Path) -> std::io::Result<Arc<str>> {
         read_text(&self.inner, path)
+    }
+
+    /// Reads the modulefiles among `paths` that this command has not read yet, on up
+    /// to four threads, into the text cache. Listings that must look at every file
+    /// (spider, keyword) spend most of their time in the kernel opening and reading
+    /// small files, and that work divides over cores. A file that cannot be read is
+    /// left out here; [`Engine::read_text`] reports its error when it is needed.
+    pub fn prefetch<'a>(&self, paths: impl IntoIterator<Item = &'a Path>) {
+        let missing: Vec<&Path> = {
+            let i = self.inner.borrow();
+            paths
+                .into_iter()
+                .filter(|p| !i.texts.contains_key(*p))
+                .collect()
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(4);
+        let read = |chunk: &[&Path]| -> Vec<(PathBuf, String)> {
+            let mut buf = Vec::new();
+            chunk
+                .iter()
+                .filter_map(|p| read_small(p, &mut buf).ok().map(|t| (p.to_path_buf(), t)))
+                .collect()
+        };
+        let found: Vec<(PathBuf, String)> = if threads < 2 || missing.len() < 64 {
+            read(&missing)
+        } else {
+            let size = missing.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = missing
+                    .chunks(size)
+                    .skip(1)
+                    .map(|c| scope.spawn(move || read(c)))
+                    .collect();
+                let mut out = read(&missing[..size.min(missing.len())]);
+                for h in handles {
+                    out.extend(h.join().unwrap_or_default());
+                }
+                out
+            })
+        };
+        let mut i = self.inner.borrow_mut();
+        for (p, t) in found {
+            i.texts.insert(p, t.into());
+        }
+    }
+
+    /// Adds already-read modulefile texts to this engine's cache.
+    fn seed_texts(&self, texts: Vec<(PathBuf, Arc<str>)>) {
+        self.inner.borrow_mut().texts.extend(texts);
     }
 
     /// Lmod's notices about modules changed besides those the user named (version
@@ -1412,16 +1503,52 @@ fn tcl_modulefile(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {
 }
 
 /// The text of a modulefile, read once per command.
-fn read_text(inner: &Rc<RefCell<Inner>>, path: &Path) -> std::io::Result<Rc<str>> {
+fn read_text(inner: &Rc<RefCell<Inner>>, path: &Path) -> std::io::Result<Arc<str>> {
     if let Some(t) = inner.borrow().texts.get(path) {
         return Ok(t.clone());
     }
-    let t: Rc<str> = std::fs::read_to_string(path)?.into();
+    let t: Arc<str> = read_small(path, &mut Vec::new())?.into();
     inner
         .borrow_mut()
         .texts
         .insert(path.to_path_buf(), t.clone());
     Ok(t)
+}
+
+/// Reads a (small) text file with three system calls: open, one read, close. Neither
+/// the `statx` for a size hint that `std::fs::read_to_string` makes nor the second
+/// read that confirms the end of the file: a read from a regular file that returns
+/// fewer bytes than asked for has reached the end (Linux returns short counts from
+/// regular files only at the end). Listings read thousands of modulefiles, so this
+/// matters. `buf` is scratch space reused between calls (it keeps its length, so it
+/// is zeroed only when it grows).
+///
+/// # Errors
+/// The I/O error, or `InvalidData` if the file is not UTF-8.
+fn read_small(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    if buf.len() < 16 * 1024 {
+        buf.resize(16 * 1024, 0);
+    }
+    let mut len = 0;
+    loop {
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                len += n;
+                if len < buf.len() {
+                    break;
+                }
+                let grow = buf.len();
+                buf.resize(grow * 2, 0);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    String::from_utf8(buf[..len].to_vec())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// Drops Lua's stack traceback and restores the full file name that Lua shortens to

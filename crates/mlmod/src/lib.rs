@@ -11,6 +11,7 @@ pub mod collection;
 pub mod commands;
 pub mod engine;
 pub mod env;
+pub mod literal;
 pub mod shell;
 pub mod tree;
 pub mod version;
