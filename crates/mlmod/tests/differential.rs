@@ -328,8 +328,9 @@ fn run_session(
         .arg("bash")
         .arg("--noprofile")
         .arg("--norc")
-        .arg("-c")
-        .arg(&script)
+        // The script file, not `-c SCRIPT`: a full run's script is longer than the
+        // kernel's limit on one argument (128 KiB).
+        .arg(dir.join("script.sh"))
         .current_dir(&home)
         .stdin(Stdio::null())
         .stdout(stdout)

@@ -1,0 +1,509 @@
+//! The sharing configuration: which nodes share their GPUs and how, in the terms of
+//! the NVIDIA device plugin and nvidia-mig-parted, resolved to a device table per node.
+//!
+//! The file is YAML:
+//!
+//! ```yaml
+//! version: v1
+//! models:                      # GPU models the built-in catalogue lacks
+//!   - name: G2
+//!     memoryMiB: 16384
+//! migConfigs:                  # nvidia-mig-parted's `mig-configs:` map, unchanged
+//!   all-1g.10gb:
+//!     - devices: all
+//!       mig-enabled: true
+//!       mig-devices: { "1g.10gb": 7 }
+//! nodeGroups:                  # first matching group wins; other nodes: whole GPUs
+//!   - name: shared-t4
+//!     models: [T4]             # match by GPU model (any if absent) ...
+//!     nodes: [node-1, node-2]  # ... and/or by node name (any if absent)
+//!     sharing:                 # the device plugin's `sharing:` block, unchanged
+//!       timeSlicing:
+//!         failRequestsGreaterThanOne: true
+//!         resources:
+//!           - name: nvidia.com/gpu
+//!             replicas: 4
+//!   - name: mig
+//!     models: [H100-80GB]
+//!     migStrategy: mixed       # the device plugin's MIG_STRATEGY: single | mixed
+//!     migConfig: all-1g.10gb   # the node's nvidia.com/mig.config label
+//! ```
+//!
+//! Sources: the device plugin's configuration file and its `sharing.timeSlicing` /
+//! `sharing.mps` blocks (<https://github.com/NVIDIA/k8s-device-plugin#configuration-option-details>,
+//! "Shared Access to GPUs"); mig-parted's config format
+//! (<https://github.com/NVIDIA/mig-parted#the-config-file>); MIG strategies
+//! (<https://docs.nvidia.com/datacenter/cloud-native/kubernetes/latest/index.html>, "MIG
+//! support in Kubernetes").
+//!
+//! Semantics carried over: a time-sliced or MPS resource is advertised `replicas`
+//! times per device; `renameByDefault` advertises `<name>.shared`, `rename` a chosen
+//! name; MPS splits memory and compute equally between its replicas and, like the
+//! device plugin, never gives one container more than one replica. Under the `single`
+//! strategy every MIG instance of a node is advertised as `nvidia.com/gpu` (so a node's
+//! instances must all have one profile); under `mixed` as `nvidia.com/mig-<profile>`.
+//! GPUs that no mig-parted entry names, or that an entry sets `mig-enabled: false`,
+//! stay whole GPUs. `device-filter` entries are accepted and ignored (a node here has
+//! one GPU model).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::catalog::{place_geometry, Catalog, GpuSpec};
+use crate::{Device, Plan, ShareMode};
+use mlplane_model::Cluster;
+
+/// A configuration error: the field path (`nodeGroups[1].sharing.timeSlicing.resources[0].replicas`)
+/// and what was expected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ConfigError {
+    /// Path of the offending field in the file (`(file)` for the file as a whole).
+    pub field: String,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+fn err(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// The file, as written.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SharingConfig {
+    /// Format version; `v1`.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Extra GPU models.
+    #[serde(default)]
+    pub models: Vec<ModelEntry>,
+    /// mig-parted's `mig-configs` map: config name → entries.
+    #[serde(default)]
+    pub mig_configs: BTreeMap<String, Vec<MigPartedEntry>>,
+    /// Node groups, first match wins.
+    #[serde(default)]
+    pub node_groups: Vec<NodeGroup>,
+}
+
+/// A GPU model the catalogue lacks.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ModelEntry {
+    /// Model name as nodes carry it.
+    pub name: String,
+    /// Memory of one GPU in MiB.
+    #[serde(rename = "memoryMiB")]
+    pub memory_mib: u64,
+}
+
+/// One entry of a mig-parted config.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MigPartedEntry {
+    /// `all` or a list of GPU indices.
+    pub devices: DeviceSelector,
+    /// Whether MIG is enabled on those GPUs.
+    #[serde(rename = "mig-enabled")]
+    pub mig_enabled: bool,
+    /// Profile name → instances per GPU.
+    #[serde(rename = "mig-devices", default)]
+    pub mig_devices: BTreeMap<String, u32>,
+    /// mig-parted's device filter (accepted, ignored).
+    #[serde(rename = "device-filter", default)]
+    pub device_filter: Option<serde_yaml_ng::Value>,
+}
+
+/// `devices: all` or `devices: [0, 1]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceSelector {
+    /// Every GPU of the node.
+    All,
+    /// These GPU indices.
+    List(Vec<u8>),
+}
+
+impl<'de> Deserialize<'de> for DeviceSelector {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Word(String),
+            List(Vec<u8>),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Word(w) if w == "all" => Ok(DeviceSelector::All),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!(
+                "expected `all` or a list of GPU indices, got {w:?}"
+            ))),
+            Raw::List(l) => Ok(DeviceSelector::List(l)),
+        }
+    }
+}
+
+impl DeviceSelector {
+    fn contains(&self, gpu: u8) -> bool {
+        match self {
+            DeviceSelector::All => true,
+            DeviceSelector::List(l) => l.contains(&gpu),
+        }
+    }
+}
+
+/// A group of nodes that share GPUs the same way.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodeGroup {
+    /// Name, for messages.
+    pub name: String,
+    /// GPU models the group covers (any if absent).
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+    /// Node names the group covers (any if absent).
+    #[serde(default)]
+    pub nodes: Option<Vec<String>>,
+    /// The device plugin's `sharing:` block.
+    #[serde(default)]
+    pub sharing: Option<Sharing>,
+    /// The device plugin's MIG strategy.
+    #[serde(default)]
+    pub mig_strategy: Option<MigStrategy>,
+    /// Name of the mig-parted config applied to the group's nodes.
+    #[serde(default)]
+    pub mig_config: Option<String>,
+}
+
+/// The device plugin's MIG strategy.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MigStrategy {
+    /// MIG devices are ignored.
+    None,
+    /// Every instance advertised as `nvidia.com/gpu`.
+    Single,
+    /// Instances advertised as `nvidia.com/mig-<profile>`.
+    Mixed,
+}
+
+/// The device plugin's `sharing:` block.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Sharing {
+    /// Time-slicing.
+    #[serde(default)]
+    pub time_slicing: Option<Replicated>,
+    /// MPS.
+    #[serde(default)]
+    pub mps: Option<Replicated>,
+}
+
+/// `timeSlicing:` or `mps:`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Replicated {
+    /// Advertise `<name>.shared` instead of `<name>`.
+    #[serde(default)]
+    pub rename_by_default: bool,
+    /// Refuse requests for more than one replica (time-slicing only; MPS always does).
+    #[serde(default)]
+    pub fail_requests_greater_than_one: bool,
+    /// Resources to replicate.
+    pub resources: Vec<ReplicatedResource>,
+}
+
+/// One replicated resource.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReplicatedResource {
+    /// `nvidia.com/gpu` or `nvidia.com/mig-<profile>`.
+    pub name: String,
+    /// Replicas per device, at least 2.
+    pub replicas: u32,
+    /// Advertise under this name instead.
+    #[serde(default)]
+    pub rename: Option<String>,
+    /// Which devices (only `all` is supported).
+    #[serde(default)]
+    pub devices: Option<serde_yaml_ng::Value>,
+}
+
+impl SharingConfig {
+    /// Parses the YAML text of a configuration file; `file` names it in errors.
+    ///
+    /// # Errors
+    /// [`ConfigError`] with the field path and, for syntax errors, the line and column.
+    pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        let cfg: SharingConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let field = if path == "." || path.is_empty() {
+                file.to_string()
+            } else {
+                format!("{file}: {path}")
+            };
+            err(field, inner.to_string())
+        })?;
+        if let Some(v) = &cfg.version {
+            if v != "v1" {
+                return Err(err(
+                    format!("{file}: version"),
+                    format!("expected v1, got {v:?}"),
+                ));
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// The catalogue with this file's models added.
+    ///
+    /// # Errors
+    /// A model with zero memory.
+    pub fn catalog(&self) -> Result<Catalog, ConfigError> {
+        let mut c = Catalog::builtin();
+        for (i, m) in self.models.iter().enumerate() {
+            if m.memory_mib == 0 {
+                return Err(err(format!("models[{i}].memoryMiB"), "must be more than 0"));
+            }
+            c.insert(GpuSpec {
+                name: m.name.clone(),
+                memory_mib: m.memory_mib,
+                mig_profiles: Vec::new(),
+            });
+        }
+        Ok(c)
+    }
+
+    /// Resolves the configuration against a cluster: the device table of every node.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the field: a GPU model missing from the catalogue,
+    /// `replicas` below 2, an unknown MIG config or profile, a geometry that does not
+    /// fit a GPU, MIG on a model without it, a `single` strategy over mixed profiles,
+    /// MPS on MIG instances, a replicated resource name that is not a GPU resource.
+    pub fn resolve(&self, cluster: &Cluster) -> Result<Plan, ConfigError> {
+        let catalog = self.catalog()?;
+        self.check_groups()?;
+        let mut plan = Plan::new(catalog.clone());
+        for node in cluster.nodes() {
+            let Some(g) = node.gpus.as_ref() else {
+                plan.push_node(Vec::new());
+                continue;
+            };
+            let model = cluster.model_name(g.model);
+            let spec = catalog.get(model).ok_or_else(|| {
+                err(
+                    format!("node {}", node.name),
+                    format!(
+                        "GPU model {model:?} is not in the catalogue (known: {}); describe it under `models:` with its memoryMiB",
+                        catalog.names().collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })?;
+            let group = self.node_groups.iter().enumerate().find(|(_, grp)| {
+                grp.models
+                    .as_ref()
+                    .is_none_or(|m| m.iter().any(|x| x == model))
+                    && grp.nodes.as_ref().is_none_or(|n| n.contains(&node.name))
+            });
+            let devices = match group {
+                None => whole_gpus(spec, g.count),
+                Some((gi, grp)) => {
+                    self.group_devices(gi, grp, spec, g.count, &node.name, &mut plan)?
+                }
+            };
+            plan.push_node(devices);
+        }
+        Ok(plan)
+    }
+
+    fn check_groups(&self) -> Result<(), ConfigError> {
+        for (gi, grp) in self.node_groups.iter().enumerate() {
+            let base = format!("nodeGroups[{gi}]");
+            if let Some(c) = &grp.mig_config {
+                if !self.mig_configs.contains_key(c) {
+                    return Err(err(
+                        format!("{base}.migConfig"),
+                        format!(
+                            "no mig config named {c:?} under migConfigs (have: {})",
+                            self.mig_configs
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+                if grp.mig_strategy.is_none_or(|s| s == MigStrategy::None) {
+                    return Err(err(
+                        format!("{base}.migStrategy"),
+                        "a group with a migConfig needs migStrategy single or mixed",
+                    ));
+                }
+            }
+            let Some(sh) = &grp.sharing else { continue };
+            if sh.time_slicing.is_some() && sh.mps.is_some() {
+                return Err(err(
+                    format!("{base}.sharing"),
+                    "choose timeSlicing or mps, not both (the device plugin allows one)",
+                ));
+            }
+            for (kind, r) in [("timeSlicing", &sh.time_slicing), ("mps", &sh.mps)] {
+                let Some(r) = r else { continue };
+                for (ri, res) in r.resources.iter().enumerate() {
+                    let f = format!("{base}.sharing.{kind}.resources[{ri}]");
+                    if res.replicas < 2 {
+                        return Err(err(
+                            format!("{f}.replicas"),
+                            format!("must be at least 2, got {}", res.replicas),
+                        ));
+                    }
+                    if res.replicas > u32::from(u16::MAX) {
+                        return Err(err(format!("{f}.replicas"), "must be at most 65535"));
+                    }
+                    if res.name != "nvidia.com/gpu" && !res.name.starts_with("nvidia.com/mig-") {
+                        return Err(err(
+                            format!("{f}.name"),
+                            format!(
+                                "expected nvidia.com/gpu or nvidia.com/mig-<profile>, got {:?}",
+                                res.name
+                            ),
+                        ));
+                    }
+                    if kind == "mps" && res.name != "nvidia.com/gpu" {
+                        return Err(err(
+                            format!("{f}.name"),
+                            "MPS shares whole GPUs only (nvidia.com/gpu)",
+                        ));
+                    }
+                    if let Some(d) = &res.devices {
+                        if d.as_str() != Some("all") {
+                            return Err(err(format!("{f}.devices"), "only `all` is supported"));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn group_devices(
+        &self,
+        gi: usize,
+        grp: &NodeGroup,
+        spec: &GpuSpec,
+        count: u8,
+        node: &str,
+        plan: &mut Plan,
+    ) -> Result<Vec<Device>, ConfigError> {
+        let base = format!("nodeGroups[{gi}]");
+        let mut devices = Vec::new();
+        let entries = grp.mig_config.as_ref().map(|c| (c, &self.mig_configs[c]));
+        let mut single_profile: Option<String> = None;
+        for gpu in 0..count {
+            let entry = entries.and_then(|(c, es)| {
+                es.iter()
+                    .enumerate()
+                    .find(|(_, e)| e.devices.contains(gpu))
+                    .map(|(i, e)| (c, i, e))
+            });
+            match entry {
+                Some((c, ei, e)) if e.mig_enabled => {
+                    let field = format!("migConfigs.{c}[{ei}].mig-devices");
+                    let placed = place_geometry(spec, &e.mig_devices).map_err(|ge| {
+                        err(
+                            if spec.mig_capable() {
+                                field.clone()
+                            } else {
+                                format!("{base}.migConfig")
+                            },
+                            format!("on node {node}: {ge}"),
+                        )
+                    })?;
+                    for inst in placed {
+                        let p = &spec.mig_profiles[inst.profile];
+                        let resource = match grp.mig_strategy {
+                            Some(MigStrategy::Single) => {
+                                if let Some(s) = &single_profile {
+                                    if *s != p.name {
+                                        return Err(err(
+                                            format!("{base}.migStrategy"),
+                                            format!("single needs one MIG profile per node; node {node} has {s} and {}", p.name),
+                                        ));
+                                    }
+                                }
+                                single_profile = Some(p.name.clone());
+                                "nvidia.com/gpu".to_string()
+                            }
+                            _ => p.resource(),
+                        };
+                        devices.push(Device {
+                            gpu,
+                            mig: Some((inst.profile as u16, inst.start)),
+                            resource: plan.intern(&resource),
+                            memory_mib: p.memory_mib,
+                            compute_milli: p.compute_milli(),
+                            replicas: 1,
+                            mode: ShareMode::Exclusive,
+                            fail_multi: false,
+                        });
+                    }
+                }
+                _ => devices.push(Device {
+                    gpu,
+                    mig: None,
+                    resource: plan.intern("nvidia.com/gpu"),
+                    memory_mib: spec.memory_mib,
+                    compute_milli: 1000,
+                    replicas: 1,
+                    mode: ShareMode::Exclusive,
+                    fail_multi: false,
+                }),
+            }
+        }
+        // Replicate what the sharing block names.
+        if let Some(sh) = &grp.sharing {
+            let (r, mode) = match (&sh.time_slicing, &sh.mps) {
+                (Some(r), _) => (r, ShareMode::TimeSliced),
+                (None, Some(r)) => (r, ShareMode::Mps),
+                (None, None) => return Ok(devices),
+            };
+            for d in &mut devices {
+                let name = plan.resource_name(d.resource).to_string();
+                let Some(res) = r.resources.iter().find(|x| x.name == name) else {
+                    continue;
+                };
+                let advertised = match (&res.rename, r.rename_by_default) {
+                    (Some(n), _) => n.clone(),
+                    (None, true) => format!("{name}.shared"),
+                    (None, false) => name,
+                };
+                d.resource = plan.intern(&advertised);
+                d.replicas = res.replicas as u16;
+                d.mode = mode;
+                d.fail_multi = mode == ShareMode::Mps || r.fail_requests_greater_than_one;
+            }
+        }
+        Ok(devices)
+    }
+}
+
+/// `count` whole, unshared GPUs of `spec` (a node in no group).
+fn whole_gpus(spec: &GpuSpec, count: u8) -> Vec<Device> {
+    (0..count)
+        .map(|gpu| Device {
+            gpu,
+            mig: None,
+            resource: crate::ResourceId(0),
+            memory_mib: spec.memory_mib,
+            compute_milli: 1000,
+            replicas: 1,
+            mode: ShareMode::Exclusive,
+            fail_multi: false,
+        })
+        .collect()
+}
