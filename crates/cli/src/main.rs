@@ -32,6 +32,25 @@ enum Command {
     /// percentage. Without --nodes/--pods it runs a built-in synthetic cluster and
     /// workload derived from Alibaba's GPU-sharing trace.
     Simulate(SimulateArgs),
+    /// Propose a nvidia-mig-parted config for the GPU-sharing pods of a workload.
+    ///
+    /// Every GPU node gets --gpu-model; the nodes the whole-GPU pods need stay MIG
+    /// disabled, and the rest get the proposed geometry (printed as mig-parted YAML).
+    /// `mlplane simulate --sharing mig,mig-1g,mig-disabled` measures it.
+    MigAdvise(AdviseArgs),
+}
+
+#[derive(Args)]
+struct AdviseArgs {
+    /// Node list CSV (as for simulate). Needs --pods.
+    #[arg(long, value_name = "FILE", requires = "pods")]
+    nodes: Option<PathBuf>,
+    /// Pod list CSV (as for simulate). Needs --nodes.
+    #[arg(long, value_name = "FILE", requires = "nodes")]
+    pods: Option<PathBuf>,
+    /// GPU model of every GPU node (a MIG-capable one: A100-40GB, A100-80GB, H100-80GB, H200-141GB).
+    #[arg(long, value_name = "MODEL", default_value = "H100-80GB")]
+    gpu_model: String,
 }
 
 #[derive(Args)]
@@ -61,12 +80,29 @@ struct SimulateArgs {
     /// Print one JSON object with every point on stdout instead of the table.
     #[arg(long)]
     json: bool,
+    /// Run the GPU sharing study instead: the same workload under each sharing mode,
+    /// comma-separated, or `all`: whole, timeslicing, mig, mixed, mig-1g, mig-disabled.
+    /// Every GPU node gets --gpu-model; the trace's GPU-sharing pods become memory
+    /// shares (or MIG instances); every pod arrives once.
+    #[arg(long, value_name = "MODE[,MODE...]")]
+    sharing: Option<String>,
+    /// Sharing study: GPU model of every GPU node.
+    #[arg(long, value_name = "MODEL", default_value = "H100-80GB")]
+    gpu_model: String,
+    /// Sharing study: time-slicing replicas per GPU.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    replicas: u32,
+    /// Sharing study: placement policy (random, bestfit, leastallocated, fgd).
+    #[arg(long, value_name = "NAME", default_value = "fgd")]
+    share_policy: String,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Simulate(args) if args.sharing.is_some() => sharing_study(args),
         Command::Simulate(args) => simulate(args),
+        Command::MigAdvise(args) => mig_advise(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -94,18 +130,27 @@ fn parse_policies(s: &str) -> Result<Vec<Policy>> {
     Ok(out)
 }
 
-fn simulate(args: SimulateArgs) -> Result<()> {
-    let policies = parse_policies(&args.policy)?;
-    let seeds: Vec<u64> = match (args.seed, args.seeds) {
+fn seeds_of(args: &SimulateArgs) -> Result<Vec<u64>> {
+    Ok(match (args.seed, args.seeds) {
         (Some(s), _) => vec![s],
         (None, Some(0)) => bail!("--seeds must be at least 1"),
         (None, Some(n)) => (42..42 + n).collect(),
         (None, None) => vec![42, 43, 44],
-    };
-    if args.max_arrival == 0 {
-        bail!("--max-arrival must be at least 1");
-    }
-    let (cluster, pods, nodes_source, pods_source) = match (&args.nodes, &args.pods) {
+    })
+}
+
+/// The cluster and pods of --nodes/--pods, or the built-in default; with the sources'
+/// descriptions.
+fn load_input(
+    nodes: &Option<PathBuf>,
+    pods: &Option<PathBuf>,
+) -> Result<(
+    mlplane_model::Cluster,
+    Vec<mlplane_model::Pod>,
+    String,
+    String,
+)> {
+    Ok(match (nodes, pods) {
         (Some(n), Some(p)) => {
             let cluster = trace::load_nodes(n)?;
             let pods = trace::load_pods(p, &cluster)?;
@@ -124,7 +169,16 @@ fn simulate(args: SimulateArgs) -> Result<()> {
             );
             (c, p, src.clone(), src)
         }
-    };
+    })
+}
+
+fn simulate(args: SimulateArgs) -> Result<()> {
+    let policies = parse_policies(&args.policy)?;
+    let seeds = seeds_of(&args)?;
+    if args.max_arrival == 0 {
+        bail!("--max-arrival must be at least 1");
+    }
+    let (cluster, pods, nodes_source, pods_source) = load_input(&args.nodes, &args.pods)?;
     let file_name = |p: &Option<PathBuf>| {
         p.as_deref()
             .and_then(Path::file_name)
@@ -242,4 +296,157 @@ fn write_outputs(
     let svg = report::plot_svg(sweep, title).map_err(anyhow::Error::msg)?;
     report::write_atomic(&dir.join("allocation.svg"), svg.as_bytes())?;
     Ok(())
+}
+
+fn sharing_study(args: SimulateArgs) -> Result<()> {
+    use mlplane_sim::sharing::{mean_by_mode, SharingMode, Study, StudyOptions};
+    let spec = args.sharing.as_deref().unwrap_or("all");
+    let modes: Vec<SharingMode> = if spec.trim().eq_ignore_ascii_case("all") {
+        SharingMode::ALL.to_vec()
+    } else {
+        spec.split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(|m| {
+                SharingMode::parse(m).with_context(|| {
+                    format!("--sharing: unknown mode {m:?} (known: whole, timeslicing, mig, mixed, mig-1g, mig-disabled)")
+                })
+            })
+            .collect::<Result<_>>()?
+    };
+    let policy =
+        mlplane_share::sched::SharePolicy::parse(&args.share_policy).with_context(|| {
+            format!(
+                "--share-policy: unknown policy {:?} (known: random, bestfit, leastallocated, fgd)",
+                args.share_policy
+            )
+        })?;
+    let seeds = seeds_of(&args)?;
+    let (cluster, pods, nodes_source, _) = load_input(&args.nodes, &args.pods)?;
+    let n_pods = pods.len() as u64;
+    let study = Study::new(
+        &cluster,
+        pods,
+        StudyOptions {
+            model: args.gpu_model.clone(),
+            replicas: args.replicas,
+            policy,
+            ..StudyOptions::default()
+        },
+    )?;
+    eprintln!(
+        "sharing study: {} mode(s) x {} seed(s) on {} nodes / {} GPUs of {}, {} pods, policy {}",
+        modes.len(),
+        seeds.len(),
+        cluster.nodes().len(),
+        cluster.gpu_count(),
+        args.gpu_model,
+        n_pods,
+        policy.name()
+    );
+    let bar = ProgressBar::new(2 * n_pods * (modes.len() * seeds.len()) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} pods scheduled ({per_sec}, eta {eta})")
+            .expect("valid template"),
+    );
+    let started = Instant::now();
+    let jobs: Vec<(SharingMode, u64)> = modes
+        .iter()
+        .flat_map(|&m| seeds.iter().map(move |&s| (m, s)))
+        .collect();
+    let double = study.doubled()?;
+    let mut rows = {
+        use rayon::prelude::*;
+        jobs.par_iter()
+            .map(|&(m, s)| -> Result<_, mlplane_sim::sharing::StudyError> {
+                let mut row = study.run(m, s, &mut || bar.inc(1))?;
+                let big = double.run(m, s, &mut || bar.inc(1))?;
+                row.gpus_needed = Some(big.occupied_gpus);
+                row.refused_at_double = Some(big.refused);
+                Ok(row)
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    rows.sort_by_key(|r| (modes.iter().position(|m| m.name() == r.mode), r.seed));
+    bar.finish_and_clear();
+    let means = mean_by_mode(&rows);
+    let title = format!(
+        "GPU sharing study: {} ({}, {} seed{})",
+        nodes_source,
+        args.gpu_model,
+        seeds.len(),
+        if seeds.len() == 1 { "" } else { "s" }
+    );
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        report::write_atomic(
+            &dir.join("sharing.csv"),
+            report::sharing_csv(&rows).as_bytes(),
+        )?;
+        report::write_atomic(
+            &dir.join("sharing.json"),
+            &serde_json::to_vec_pretty(&means)?,
+        )?;
+        let svg = report::plot_sharing_svg(&means, &title).map_err(anyhow::Error::msg)?;
+        report::write_atomic(&dir.join("sharing.svg"), svg.as_bytes())?;
+    }
+    let mut text = String::new();
+    if args.json {
+        text += &serde_json::to_string(&serde_json::json!({ "results": rows, "means": means }))?;
+        text.push('\n');
+    } else {
+        text += &format!("{title}\n");
+        text += &report::sharing_table(&means);
+        if let (Some(a), true) = (
+            study.advice(),
+            modes.iter().any(|m| matches!(m, SharingMode::Mig)),
+        ) {
+            text += &format!(
+                "mig: advised geometry per GPU index: {}\n",
+                a.per_index
+                    .iter()
+                    .map(|g| g
+                        .iter()
+                        .map(|(p, c)| format!("{p}x{c}"))
+                        .collect::<Vec<_>>()
+                        .join("+"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        if let Some(dir) = &args.out {
+            text += &format!(
+                "wrote {}, {}, {}\n",
+                dir.join("sharing.csv").display(),
+                dir.join("sharing.json").display(),
+                dir.join("sharing.svg").display()
+            );
+        }
+    }
+    print_stdout(&text)?;
+    eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn mig_advise(args: AdviseArgs) -> Result<()> {
+    use mlplane_sim::sharing::{Study, StudyOptions};
+    let (cluster, pods, _, _) = load_input(&args.nodes, &args.pods)?;
+    let study = Study::new(
+        &cluster,
+        pods,
+        StudyOptions {
+            model: args.gpu_model.clone(),
+            ..StudyOptions::default()
+        },
+    )?;
+    let Some(advice) = study.advice() else {
+        bail!("--gpu-model {}: does not support MIG", args.gpu_model);
+    };
+    eprintln!(
+        "{} node(s) stay MIG-disabled for the whole-GPU pods; the advised geometry hands out an estimated {:.1}% of the {} GiB the GPU-sharing pods need",
+        study.whole_pool().len(),
+        100.0 * advice.expected_mib as f64 / advice.demanded_mib.max(1) as f64,
+        advice.demanded_mib / 1024
+    );
+    print_stdout(&advice.to_mig_parted("mlplane-advised"))
 }

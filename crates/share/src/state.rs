@@ -23,7 +23,7 @@ use std::sync::Arc;
 use mlplane_model::Cluster;
 use mlplane_sched::NodeId;
 
-use crate::{Device, Plan, ShareMode, SharePlacement, SharePod, ShareRequest};
+use crate::{Device, Plan, ResourceId, ShareMode, SharePlacement, SharePod, ShareRequest};
 
 /// Usage of one device.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -117,38 +117,52 @@ pub fn charge(d: &Device, req: ShareRequest, multi: bool) -> Option<Charge> {
     }
 }
 
-/// Why a node cannot take a pod.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, thiserror::Error)]
+/// Why a node cannot take a pod ([`Refusal::describe`] words it as kube-scheduler
+/// does).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Refusal {
     /// Not enough CPU.
-    #[error("Insufficient cpu")]
     Cpu,
     /// Not enough host memory.
-    #[error("Insufficient memory")]
     Memory,
     /// No device of the asked resource.
-    #[error("node does not advertise {0}")]
-    NoResource(String),
+    NoResource(ResourceId),
     /// More than one replica asked where the device plugin refuses it.
-    #[error("{resource}: {count} asks for {count} shared replicas and the device plugin sets failRequestsGreaterThanOne (one replica per container)")]
     MultiReplica {
         /// The resource.
-        resource: String,
+        resource: ResourceId,
         /// The count asked.
         count: u8,
     },
     /// Not enough free devices (distinct physical GPUs for several).
-    #[error("Insufficient {0}")]
-    Devices(String),
+    Devices(ResourceId),
     /// No shared device with that much free GPU memory and compute.
-    #[error("Insufficient GPU memory or compute for a {mib} MiB / {compute_milli}m share")]
     Share {
         /// MiB asked.
         mib: u64,
         /// Milli asked.
         compute_milli: u32,
     },
+}
+
+impl Refusal {
+    /// The reason in words, with resource names from `plan`.
+    pub fn describe(&self, plan: &Plan) -> String {
+        match *self {
+            Refusal::Cpu => "Insufficient cpu".into(),
+            Refusal::Memory => "Insufficient memory".into(),
+            Refusal::NoResource(r) => format!("node does not advertise {}", plan.resource_name(r)),
+            Refusal::MultiReplica { resource, count } => format!(
+                "{}: {count} asks for {count} shared replicas and the device plugin sets failRequestsGreaterThanOne (one replica per container)",
+                plan.resource_name(resource)
+            ),
+            Refusal::Devices(r) => format!("Insufficient {}", plan.resource_name(r)),
+            Refusal::Share { mib, compute_milli } => format!(
+                "Insufficient GPU memory or compute for a {mib} MiB / {compute_milli}m share"
+            ),
+        }
+    }
 }
 
 /// Why [`ShareState::assume`] refused a placement.
@@ -172,6 +186,16 @@ pub struct NodeShareState {
     pub devices: Vec<DeviceState>,
     /// Pods on the node.
     pub pods: u32,
+    /// Changes whenever the node's usage changes, and is unique across every state of
+    /// the process (so caches keyed by it never confuse two states or two clones).
+    pub version: u64,
+}
+
+/// Source of [`NodeShareState::version`] values.
+static VERSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_version() -> u64 {
+    VERSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The sharing-aware cluster state.
@@ -204,6 +228,7 @@ impl ShareState {
                 memory_free_mib: n.memory_mib,
                 devices: vec![DeviceState::default(); plan.devices(i).len()],
                 pods: 0,
+                version: next_version(),
             })
             .collect();
         let memory_total_mib = (0..plan.len())
@@ -279,6 +304,21 @@ impl ShareState {
     /// # Errors
     /// The [`Refusal`].
     pub fn candidates(&self, i: usize, pod: &SharePod) -> Result<Vec<(u16, Charge)>, Refusal> {
+        let mut out = Vec::new();
+        self.candidates_into(i, pod, &mut out).map(|()| out)
+    }
+
+    /// [`ShareState::candidates`] into a buffer the caller reuses (cleared first).
+    ///
+    /// # Errors
+    /// The [`Refusal`].
+    pub fn candidates_into(
+        &self,
+        i: usize,
+        pod: &SharePod,
+        out: &mut Vec<(u16, Charge)>,
+    ) -> Result<(), Refusal> {
+        out.clear();
         let ns = &self.nodes[i];
         if ns.cpu_free_milli < pod.cpu_milli {
             return Err(Refusal::Cpu);
@@ -288,22 +328,17 @@ impl ShareState {
         }
         let devices = self.plan.devices(i);
         match pod.gpu {
-            ShareRequest::None => Ok(Vec::new()),
+            ShareRequest::None => Ok(()),
             ShareRequest::Devices { resource, count } => {
-                let name = || self.plan.resource_name(resource).to_string();
                 let mut any = false;
                 let multi = count > 1;
-                let mut out = Vec::new();
                 for (k, (d, s)) in devices.iter().zip(&ns.devices).enumerate() {
                     if d.resource != resource {
                         continue;
                     }
                     any = true;
                     if multi && d.is_shared() && d.fail_multi {
-                        return Err(Refusal::MultiReplica {
-                            resource: name(),
-                            count,
-                        });
+                        return Err(Refusal::MultiReplica { resource, count });
                     }
                     let c = charge(d, pod.gpu, multi).expect("same resource");
                     // Several devices: each is taken whole, so it must be idle.
@@ -312,27 +347,25 @@ impl ShareState {
                     }
                 }
                 if !any {
-                    return Err(Refusal::NoResource(name()));
+                    return Err(Refusal::NoResource(resource));
                 }
-                if distinct_units(devices, &out) < usize::from(count) {
-                    return Err(Refusal::Devices(name()));
+                if distinct_units(devices, out) < usize::from(count) {
+                    return Err(Refusal::Devices(resource));
                 }
-                Ok(out)
+                Ok(())
             }
             ShareRequest::Memory { mib, compute_milli } => {
-                let out: Vec<(u16, Charge)> = devices
-                    .iter()
-                    .zip(&ns.devices)
-                    .enumerate()
-                    .filter_map(|(k, (d, s))| {
-                        let c = charge(d, pod.gpu, false)?;
-                        s.can_take(d, c).then_some((k as u16, c))
-                    })
-                    .collect();
+                for (k, (d, s)) in devices.iter().zip(&ns.devices).enumerate() {
+                    if let Some(c) = charge(d, pod.gpu, false) {
+                        if s.can_take(d, c) {
+                            out.push((k as u16, c));
+                        }
+                    }
+                }
                 if out.is_empty() {
                     return Err(Refusal::Share { mib, compute_milli });
                 }
-                Ok(out)
+                Ok(())
             }
         }
     }
@@ -450,6 +483,7 @@ impl ShareState {
         ns.cpu_free_milli -= pod.cpu_milli;
         ns.memory_free_mib -= pod.memory_mib;
         ns.pods += 1;
+        ns.version = next_version();
         for g in &placement.grants {
             let s = &mut ns.devices[usize::from(g.device)];
             s.memory_used_mib += g.memory_mib;
@@ -470,6 +504,7 @@ impl ShareState {
         ns.cpu_free_milli += pod.cpu_milli;
         ns.memory_free_mib += pod.memory_mib;
         ns.pods -= 1;
+        ns.version = next_version();
         for g in &placement.grants {
             let s = &mut ns.devices[usize::from(g.device)];
             assert!(s.holds(g.replica), "releasing a replica that is not held");

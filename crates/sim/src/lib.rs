@@ -10,6 +10,7 @@
 
 pub mod experiment;
 pub mod report;
+pub mod sharing;
 pub mod sweep;
 pub mod synth;
 pub mod trace;

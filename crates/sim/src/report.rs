@@ -324,3 +324,149 @@ pub fn plot_svg(sweep: &Sweep, title: &str) -> Result<String, String> {
     }
     Ok(svg)
 }
+
+/// The sharing study's table: one line per mode (means over seeds).
+pub fn sharing_table(means: &[crate::sharing::StudyRow]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<13} {:>7} {:>8} {:>9} {:>14} {:>9} {:>7} {:>11} {:>12}",
+        "mode",
+        "placed",
+        "refused",
+        "(sharing)",
+        "GPUs occupied",
+        "reserved%",
+        "used%",
+        "used%/occ.",
+        "GPUs needed"
+    );
+    for r in means {
+        let needed = match (r.gpus_needed, r.refused_at_double) {
+            (Some(g), Some(0)) => g.to_string(),
+            (Some(g), Some(x)) => format!("{g} ({x} never)"),
+            _ => "-".into(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<13} {:>7} {:>8} {:>9} {:>6} / {:<5} {:>9.2} {:>7.2} {:>11.2} {:>12}",
+            r.mode,
+            r.placed,
+            r.refused,
+            r.refused_sharing,
+            r.occupied_gpus,
+            r.total_gpus,
+            r.reserved_pct,
+            r.used_pct,
+            r.used_of_occupied_pct,
+            needed
+        );
+    }
+    out
+}
+
+/// The sharing study's rows as CSV (every mode and seed).
+pub fn sharing_csv(rows: &[crate::sharing::StudyRow]) -> String {
+    let mut out = String::from(
+        "mode,policy,seed,pods,placed,refused,refused_sharing,occupied_gpus,total_gpus,reserved_pct,used_pct,used_of_occupied_pct,gpus_needed,refused_at_double\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            r.mode,
+            r.policy,
+            r.seed,
+            r.pods,
+            r.placed,
+            r.refused,
+            r.refused_sharing,
+            r.occupied_gpus,
+            r.total_gpus,
+            r.reserved_pct,
+            r.used_pct,
+            r.used_of_occupied_pct,
+            r.gpus_needed.map_or_else(String::new, |g| g.to_string()),
+            r.refused_at_double
+                .map_or_else(String::new, |g| g.to_string())
+        );
+    }
+    out
+}
+
+/// An SVG bar chart of the sharing study: per mode, pods placed (% of the workload),
+/// GPU memory allocated (% of the cluster's) and GPUs occupied (% of the cluster's).
+///
+/// # Errors
+/// A message if plotting fails (it draws into memory, so only on a plotting bug).
+pub fn plot_sharing_svg(means: &[crate::sharing::StudyRow], title: &str) -> Result<String, String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 560)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let n = means.len().max(1);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(55)
+            .build_cartesian_2d(0f64..n as f64, 0f64..105f64)
+            .map_err(|e| e.to_string())?;
+        let labels: Vec<String> = means.iter().map(|r| r.mode.clone()).collect();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n * 2 + 1)
+            .x_label_formatter(&|x| {
+                let i = x.floor() as usize;
+                if (x - x.floor() - 0.5).abs() < 0.01 && i < labels.len() {
+                    labels[i].clone()
+                } else {
+                    String::new()
+                }
+            })
+            .y_desc("percent")
+            .draw()
+            .map_err(|e| e.to_string())?;
+        type Series = (&'static str, RGBColor, fn(&crate::sharing::StudyRow) -> f64);
+        let series: [Series; 3] = [
+            ("pods placed (% of workload)", RGBColor(31, 119, 180), |r| {
+                100.0 * r.placed as f64 / r.pods.max(1) as f64
+            }),
+            (
+                "GPU memory used (% of cluster)",
+                RGBColor(255, 127, 14),
+                |r| r.used_pct,
+            ),
+            (
+                "GPUs needed for the workload (% of cluster)",
+                RGBColor(44, 160, 44),
+                |r| {
+                    100.0 * r.gpus_needed.unwrap_or(r.occupied_gpus) as f64
+                        / r.total_gpus.max(1) as f64
+                },
+            ),
+        ];
+        for (s, (label, color, value)) in series.iter().enumerate() {
+            let bars = means.iter().enumerate().map(|(i, r)| {
+                let x0 = i as f64 + 0.1 + 0.27 * s as f64;
+                Rectangle::new([(x0, 0.0), (x0 + 0.25, value(r))], color.filled())
+            });
+            let c = *color;
+            chart
+                .draw_series(bars)
+                .map_err(|e| e.to_string())?
+                .label(*label)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
