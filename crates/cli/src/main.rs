@@ -323,6 +323,16 @@ fn sharing_study(args: SimulateArgs) -> Result<()> {
         })?;
     let seeds = seeds_of(&args)?;
     let (cluster, pods, nodes_source, _) = load_input(&args.nodes, &args.pods)?;
+    let input_label = match (&args.nodes, &args.pods) {
+        (Some(n), Some(p)) => format!(
+            "{} + {}",
+            n.file_name()
+                .map_or_else(String::new, |f| f.to_string_lossy().into_owned()),
+            p.file_name()
+                .map_or_else(String::new, |f| f.to_string_lossy().into_owned())
+        ),
+        _ => nodes_source.clone(),
+    };
     let n_pods = pods.len() as u64;
     let study = Study::new(
         &cluster,
@@ -372,7 +382,7 @@ fn sharing_study(args: SimulateArgs) -> Result<()> {
     let means = mean_by_mode(&rows);
     let title = format!(
         "GPU sharing study: {} ({}, {} seed{})",
-        nodes_source,
+        input_label,
         args.gpu_model,
         seeds.len(),
         if seeds.len() == 1 { "" } else { "s" }

@@ -235,6 +235,16 @@ fn strings(args: &MultiValue) -> Vec<String> {
 }
 
 /// The first two arguments as strings (a missing one is empty): `(name, value)`.
+/// Module names given to a verb, with surrounding white space removed as Lmod does
+/// (EasyBuild trees have `load("cutadapt/3.5-GCCcore-11.2.0 ")`); empty names dropped.
+fn module_names(args: &MultiValue) -> Vec<String> {
+    strings(args)
+        .into_iter()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
 fn name_value(args: &MultiValue) -> (String, String) {
     let mut v = strings(args).into_iter();
     (v.next().unwrap_or_default(), v.next().unwrap_or_default())
@@ -562,7 +572,7 @@ impl Engine {
             let inner = self.inner.clone();
             let base_t = self.base.clone();
             let f = lua.create_function(move |lua, args: MultiValue| {
-                let names = strings(&args);
+                let names = module_names(&args);
                 dependency(lua, &inner, &base_t, fname, kind, &names)
             })?;
             base.set(fname, f)?;
@@ -572,20 +582,20 @@ impl Engine {
                          args: MultiValue| rule(
             inner,
             "prereq",
-            &strings(&args)
+            &module_names(&args)
         ));
         func!(
             "prereq_any",
             |_, inner: &Rc<RefCell<Inner>>, args: MultiValue| rule(
                 inner,
                 "prereq_any",
-                &strings(&args)
+                &module_names(&args)
             )
         );
         func!("conflict", |_,
                            inner: &Rc<RefCell<Inner>>,
                            args: MultiValue| {
-            rule(inner, "conflict", &strings(&args))
+            rule(inner, "conflict", &module_names(&args))
         });
         {
             let inner = self.inner.clone();
@@ -743,13 +753,13 @@ impl Engine {
         func!("isloaded", |_,
                            inner: &Rc<RefCell<Inner>>,
                            args: MultiValue| {
-            let name = strings(&args).into_iter().next().unwrap_or_default();
+            let name = module_names(&args).into_iter().next().unwrap_or_default();
             Ok(inner.borrow().find_loaded(&name).is_some())
         });
         func!("isAvail", |_,
                           inner: &Rc<RefCell<Inner>>,
                           args: MultiValue| {
-            let name = strings(&args).into_iter().next().unwrap_or_default();
+            let name = module_names(&args).into_iter().next().unwrap_or_default();
             let i = inner.borrow();
             Ok(i.tree_for(&name).resolve(&name).is_some())
         });
@@ -1720,6 +1730,11 @@ fn load_module(
                 suggestions: i.suggest(name),
             });
         };
+        // A modulefile that loads itself while it is being loaded (easybuild's
+        // SUM/2.5.2 does, behind `if not isloaded(...)`): Lmod loads it once.
+        if i.frames.iter().any(|fr| fr.file.path == f.path) {
+            return Ok(());
+        }
         let already = i
             .env
             .state

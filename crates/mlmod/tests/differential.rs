@@ -61,13 +61,25 @@ const LMOD_INIT: &str = "/usr/share/lmod/lmod/init/bash";
 /// `spack:<walk>`, or a prefix ending in `*` (`easybuild:*`, `*`). `key` is an
 /// environment variable name, `status`, `alias:NAME` or `function:NAME`, or a prefix
 /// ending in `*`. Every entry must also be listed with its reason in `docs/compat.md`.
-const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[(
-    "avail-evaluates-modulefiles",
-    "status",
-    "Lmod's non-terse avail and spider evaluate every modulefile, so an LmodWarning in \
-     an unrelated modulefile makes them return 1; mlmod's listings do not run modulefile \
-     side effects and return 0 (docs/compat.md)",
-)];
+const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[
+    (
+        "avail-evaluates-modulefiles",
+        "status",
+        "Lmod's non-terse avail and spider evaluate every modulefile, so an LmodWarning in \
+         an unrelated modulefile makes them return 1; mlmod's listings do not run modulefile \
+         side effects and return 0 (docs/compat.md)",
+    ),
+    ("easybuild:R/3.6.2-foss-2019b-fh1", "*", SAME_NAME_LOAD),
+    ("easybuild:R/3.6.2", "*", SAME_NAME_LOAD),
+    ("easybuild:R/4.0.0-foss-2019b-fh1", "*", SAME_NAME_LOAD),
+    ("easybuild:Python/3.7.4-foss-2019b-fh1", "*", SAME_NAME_LOAD),
+];
+
+/// Why the easybuild modules that load another version of their own name differ.
+const SAME_NAME_LOAD: &str = "the modulefile loads another version of its own name \
+     (R/3.6.2-foss-2019b-fh1 loads R/3.6.2-foss-2019b): Lmod's one-name rule drops the \
+     outer module from LOADEDMODULES but keeps its changes, which `module purge` then \
+     leaves behind; mlmod lists both and unloads both (docs/compat.md)";
 
 /// Lmod's own `LMOD_*` variables. Any other `LMOD_*` variable is compared, unless the
 /// init of either side defines it (Lmod's init exports LMOD_CMD, LMOD_DIR, ...):
@@ -272,6 +284,11 @@ __mldiff_dump() {
 }
 "#;
 
+/// Step prefix: run this step and the following ones in a subshell.
+const SUBSHELL_OPEN: &str = "\u{1}";
+/// Step prefix: end the subshell after this step.
+const SUBSHELL_CLOSE: &str = "\u{2}";
+
 /// Builds the `bash -c` script: shell variables (not exported), the init, the steps, a
 /// dump after each.
 fn build_script(out: &Path, init: &str, vars: &[(String, String)], steps: &[String]) -> String {
@@ -290,10 +307,27 @@ fn build_script(out: &Path, init: &str, vars: &[(String, String)], steps: &[Stri
     s.push_str("__mldiff_dump $__mldiff_st 0\n");
     for (i, cmd) in steps.iter().enumerate() {
         let n = i + 1;
+        // A step starting with SUBSHELL_OPEN begins a subshell, one starting with
+        // SUBSHELL_CLOSE ends it after the step: what happens inside (a leak of the
+        // implementation under test included) does not reach later steps.
+        let (open, cmd) = match cmd.strip_prefix(SUBSHELL_OPEN) {
+            Some(c) => (true, c),
+            None => (false, cmd.as_str()),
+        };
+        let (close, cmd) = match cmd.strip_prefix(SUBSHELL_CLOSE) {
+            Some(c) => (true, c),
+            None => (false, cmd),
+        };
+        if open {
+            s.push_str("(\n");
+        }
         let _ = writeln!(
             s,
             "{{\n{cmd}\n}} >\"$__mldiff_out/{n}.stdout\" 2>\"$__mldiff_out/{n}.stderr\"\n__mldiff_dump $? {n}"
         );
+        if close {
+            s.push_str(")\n");
+        }
     }
     s.push_str(": > \"$__mldiff_out/done\"\n");
     s
@@ -1543,9 +1577,12 @@ fn easybuild_tree() {
             where_: String::new(),
         }];
         for m in chunk {
-            for cmd in [
-                format!("module load {}", sh_quote(m)),
-                "module purge".to_string(),
+            // Each module in a subshell: a unit starts from the same environment on
+            // both sides even when one side leaves something behind after `purge`
+            // (Lmod does, for modules that load another version of their own name).
+            for (cmd, prefix) in [
+                (format!("module load {}", sh_quote(m)), SUBSHELL_OPEN),
+                ("module purge".to_string(), SUBSHELL_CLOSE),
             ] {
                 infos.push(StepInfo {
                     unit: format!("easybuild:{m}"),
@@ -1553,7 +1590,7 @@ fn easybuild_tree() {
                     checks: Vec::new(),
                     where_: String::new(),
                 });
-                steps.push(cmd);
+                steps.push(format!("{prefix}{cmd}"));
             }
         }
         sessions.push((vars.clone(), steps));

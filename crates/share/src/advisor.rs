@@ -9,8 +9,9 @@
 //! 2. GPU index by GPU index (index 0 exists on every node of the pool, index 7 only on
 //!    8-GPU nodes), it picks the maximal geometry ([`crate::catalog::maximal_geometries`])
 //!    that covers the most still-unmet demand in MiB, given how many nodes have that
-//!    index; once demand is met, later indices repeat the geometry that suits the
-//!    workload's mix best.
+//!    index (on a tie, the one that covers most on a single GPU, so that the pods need
+//!    fewer GPUs); once demand is met, later indices repeat the geometry that suits
+//!    the workload's mix best.
 //!
 //! The estimate ignores CPU and node boundaries; the simulator then measures the
 //! proposal against the all-disabled and all-`1g` geometries on the same workload
@@ -111,12 +112,14 @@ pub fn advise(spec: &GpuSpec, gpus_per_node: &[u8], share_mib: &[u64]) -> Advice
     let mut expected_mib = 0;
     for i in 0..max_gpus {
         let w = gpus_per_node.iter().filter(|&&c| c > i).count() as u64;
+        // Most demand covered over the pool; on a tie, most covered on one GPU (so the
+        // pods need fewer GPUs); then the first geometry in order.
         let best = geometries
             .iter()
-            .map(|g| (covered(g, &left, w), g))
+            .map(|g| ((covered(g, &left, w), covered(g, &left, 1)), g))
             .max_by_key(|(c, g)| (*c, std::cmp::Reverse((*g).clone())));
         let g = match best {
-            Some((c, g)) if c > 0 => g.clone(),
+            Some(((c, _), g)) if c > 0 => g.clone(),
             _ => mix_best.clone(),
         };
         for (p, &n) in &g {

@@ -256,8 +256,16 @@ impl ShareScheduler {
                 }
                 (fragmentation(&self.typical, devices, views), grants)
             };
-            // Integer scores finer than MiB: fragmentation growth in KiB.
-            return (-(((after - before) * 1024.0).round() as i64), grants);
+            // Fragmentation growth in KiB first; equal growth goes to the node with the
+            // least free GPU memory left (best fit), so that ties pack instead of
+            // spreading over idle GPUs; then to the node's rank.
+            let free_after: u64 = views.iter().map(|v| v.free_mib).sum::<u64>()
+                - if count == 1 { grants[0].memory_mib } else { 0 };
+            let growth = ((after - before) * 1024.0).round() as i64;
+            return (
+                -(growth << 21) - free_after.min((1 << 21) - 1) as i64,
+                grants,
+            );
         }
         let free_now: u64 = devices
             .iter()

@@ -405,12 +405,20 @@ pub fn plot_sharing_svg(means: &[crate::sharing::StudyRow], title: &str) -> Resu
         let root = SVGBackend::with_string(&mut svg, (900, 560)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let n = means.len().max(1);
+        let top = means
+            .iter()
+            .map(|r| {
+                100.0 * r.gpus_needed.unwrap_or(r.occupied_gpus) as f64 / r.total_gpus.max(1) as f64
+            })
+            .fold(100.0, f64::max);
+        // Room above the bars for the legend.
+        let ymax = (top * 1.3 / 10.0).ceil() * 10.0;
         let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
+            .caption(title, ("sans-serif", 18))
             .margin(15)
             .x_label_area_size(40)
             .y_label_area_size(55)
-            .build_cartesian_2d(0f64..n as f64, 0f64..105f64)
+            .build_cartesian_2d(0f64..n as f64, 0f64..ymax)
             .map_err(|e| e.to_string())?;
         let labels: Vec<String> = means.iter().map(|r| r.mode.clone()).collect();
         chart
@@ -453,6 +461,15 @@ pub fn plot_sharing_svg(means: &[crate::sharing::StudyRow], title: &str) -> Resu
                 Rectangle::new([(x0, 0.0), (x0 + 0.25, value(r))], color.filled())
             });
             let c = *color;
+            let values = means.iter().enumerate().map(|(i, r)| {
+                let x0 = i as f64 + 0.1 + 0.27 * s as f64;
+                Text::new(
+                    format!("{:.0}", value(r)),
+                    (x0 + 0.02, value(r) + ymax * 0.035),
+                    ("sans-serif", 11),
+                )
+            });
+            chart.draw_series(values).map_err(|e| e.to_string())?;
             chart
                 .draw_series(bars)
                 .map_err(|e| e.to_string())?

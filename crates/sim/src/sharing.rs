@@ -143,7 +143,8 @@ pub struct StudyRow {
     pub occupied_gpus: u64,
     /// Physical GPUs of the cluster.
     pub total_gpus: u64,
-    /// GPU memory reserved (charged to placed pods), percent of the cluster's.
+    /// GPU memory reserved (charged to placed pods), percent of the cluster's GPUs'
+    /// physical memory.
     pub reserved_pct: f64,
     /// GPU memory the placed pods need (a whole GPU's for each whole GPU, the share
     /// for a GPU-sharing pod), percent of the cluster's.
@@ -494,6 +495,9 @@ impl Study {
                 round2(100.0 * a as f64 / b as f64)
             }
         };
+        // Percentages of the GPUs' physical memory: memory a MIG geometry leaves
+        // unassigned (a slice no instance covers) counts as not used.
+        let physical = self.cluster.gpu_count() * self.spec.memory_mib;
         Ok(StudyRow {
             mode: mode.name().into(),
             policy: self.options.policy.name().into(),
@@ -504,8 +508,8 @@ impl Study {
             refused_sharing,
             occupied_gpus: occupied,
             total_gpus: self.cluster.gpu_count(),
-            reserved_pct: pct(state.memory_used_mib(), state.memory_total_mib()),
-            used_pct: pct(need_mib, state.memory_total_mib()),
+            reserved_pct: pct(state.memory_used_mib(), physical),
+            used_pct: pct(need_mib, physical),
             used_of_occupied_pct: pct(need_mib, occupied * self.spec.memory_mib),
             gpus_needed: None,
             refused_at_double: None,
