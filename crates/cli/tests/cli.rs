@@ -182,3 +182,85 @@ fn nodes_without_pods_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--pods"));
 }
+
+/// The sharing study on the small input, worked out by hand: 6 GPUs (as H100-80GB);
+/// pods a (1 GPU), b (a 500-milli share), c (CPU only), d (2 GPUs). Everything fits.
+/// whole: a, b and d take 1 + 1 + 2 GPUs: reserved 4/6 = 66.67%, used (1 + 0.5 + 2)/6 =
+/// 58.33%. timeslicing: b is a 40960 MiB share, a a full-GPU share, d two whole GPUs:
+/// reserved = used = 58.33%.
+#[test]
+fn sharing_study_json_matches_the_hand_count() {
+    let d = tmp("sharing");
+    let (n, p) = (write(&d, "n.csv", NODES), write(&d, "p.csv", PODS));
+    let out = mlplane(&[
+        "simulate",
+        "--nodes",
+        &n,
+        "--pods",
+        &p,
+        "--sharing",
+        "whole,timeslicing",
+        "--seed",
+        "1",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let means = v["means"].as_array().unwrap();
+    assert_eq!(means.len(), 2);
+    let row = |m: &str| means.iter().find(|r| r["mode"] == m).unwrap().clone();
+    let w = row("whole");
+    assert_eq!(
+        (w["placed"].as_u64(), w["refused"].as_u64()),
+        (Some(4), Some(0))
+    );
+    assert_eq!(w["reserved_pct"].as_f64(), Some(66.67));
+    assert_eq!(w["used_pct"].as_f64(), Some(58.33));
+    assert_eq!(w["gpus_needed"].as_u64(), Some(4));
+    let t = row("timeslicing");
+    assert_eq!(
+        (t["reserved_pct"].as_f64(), t["used_pct"].as_f64()),
+        (Some(58.33), Some(58.33))
+    );
+    assert_eq!(t["gpus_needed"].as_u64(), Some(4), "a, b and d's two GPUs");
+}
+
+#[test]
+fn sharing_study_rejects_bad_options_by_name() {
+    let out = mlplane(&["simulate", "--sharing", "whole,bogus"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--sharing: unknown mode \"bogus\""), "{err}");
+    let out = mlplane(&["simulate", "--sharing", "mig", "--gpu-model", "T4"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("T4 does not support MIG"), "{err}");
+    let out = mlplane(&["simulate", "--sharing", "all", "--gpu-model", "X9"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--gpu-model X9: not in the catalogue"));
+    let out = mlplane(&["simulate", "--sharing", "all", "--replicas", "1"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--replicas must be at least 2, got 1"));
+}
+
+#[test]
+fn mig_advise_prints_a_mig_parted_config() {
+    let d = tmp("advise");
+    let (n, p) = (write(&d, "n.csv", NODES), write(&d, "p.csv", PODS));
+    let out = mlplane(&["mig-advise", "--nodes", &n, "--pods", &p]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The whole-GPU pool (n1, 4 GPUs, for a's and d's 3 GPUs) stays whole; n0's two
+    // GPUs serve b's 40960 MiB share: 3g.40gb, two per GPU on index 0 (one node).
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("version: v1\nmig-configs:\n  mlplane-advised:\n    - devices: [0"),
+        "{text}"
+    );
+    assert!(text.contains("\"3g.40gb\": 2"), "{text}");
+}
