@@ -10,8 +10,8 @@
 //!    8-GPU nodes), it picks the maximal geometry ([`crate::catalog::maximal_geometries`])
 //!    that covers the most still-unmet demand in MiB, given how many nodes have that
 //!    index (on a tie, the one that covers most on a single GPU, so that the pods need
-//!    fewer GPUs); once demand is met, later indices repeat the geometry that suits
-//!    the workload's mix best.
+//!    fewer GPUs, then the one that suits the workload's mix best); once demand is met,
+//!    later indices repeat the geometry that suits the mix best.
 //!
 //! The estimate ignores CPU and node boundaries; the simulator then measures the
 //! proposal against the all-disabled and all-`1g` geometries on the same workload
@@ -92,18 +92,17 @@ pub fn advise(spec: &GpuSpec, gpus_per_node: &[u8], share_mib: &[u64]) -> Advice
     // The geometry for the mix as a whole: most demand covered per GPU when supply is
     // scarce, i.e. with one GPU's worth of each geometry against the demand's shares.
     let total: u64 = demand.values().sum::<u64>().max(1);
+    let mix_score = |g: &BTreeMap<String, u32>| -> u64 {
+        g.iter()
+            .map(|(p, &n)| {
+                let share = demand.get(p).copied().unwrap_or(0) * 1000 / total;
+                share.min(1000) * u64::from(n) * mem(p)
+            })
+            .sum()
+    };
     let mix_best = geometries
         .iter()
-        .max_by_key(|g| {
-            let score: u64 = g
-                .iter()
-                .map(|(p, &n)| {
-                    let share = demand.get(p).copied().unwrap_or(0) * 1000 / total;
-                    share.min(1000) * u64::from(n) * mem(p)
-                })
-                .sum();
-            (score, std::cmp::Reverse((*g).clone()))
-        })
+        .max_by_key(|g| (mix_score(g), std::cmp::Reverse((*g).clone())))
         .cloned()
         .unwrap_or_default();
     let max_gpus = gpus_per_node.iter().copied().max().unwrap_or(0);
@@ -113,13 +112,14 @@ pub fn advise(spec: &GpuSpec, gpus_per_node: &[u8], share_mib: &[u64]) -> Advice
     for i in 0..max_gpus {
         let w = gpus_per_node.iter().filter(|&&c| c > i).count() as u64;
         // Most demand covered over the pool; on a tie, most covered on one GPU (so the
-        // pods need fewer GPUs); then the first geometry in order.
+        // pods need fewer GPUs), then the best fit to the whole mix, then the first
+        // geometry in order.
         let best = geometries
             .iter()
-            .map(|g| ((covered(g, &left, w), covered(g, &left, 1)), g))
+            .map(|g| ((covered(g, &left, w), covered(g, &left, 1), mix_score(g)), g))
             .max_by_key(|(c, g)| (*c, std::cmp::Reverse((*g).clone())));
         let g = match best {
-            Some(((c, _), g)) if c > 0 => g.clone(),
+            Some(((c, _, _), g)) if c > 0 => g.clone(),
             _ => mix_best.clone(),
         };
         for (p, &n) in &g {
