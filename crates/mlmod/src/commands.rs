@@ -604,7 +604,7 @@ fn raw_description_of(w: &[String]) -> String {
 const RULE: &str = "----------------------------------------------------------------------------";
 
 fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModError> {
-    let (tree, needs) = engine.hierarchy();
+    let (tree, needs) = engine.hierarchy(false);
     // Every visible version of every name, across the hierarchy, without repeats.
     let mut by_name: std::collections::BTreeMap<String, Vec<&ModuleFile>> = Default::default();
     for f in tree.visible() {
@@ -709,7 +709,7 @@ fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModEr
 /// (case-insensitive), grouped by name as Lmod prints them, with each name's
 /// description.
 fn keyword(engine: &Engine, words: &[String]) -> String {
-    let (tree, _) = engine.hierarchy();
+    let (tree, _) = engine.hierarchy(true);
     let words: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
     let mut hits: std::collections::BTreeMap<String, (Vec<&ModuleFile>, String)> =
         Default::default();

@@ -1089,8 +1089,9 @@ impl Engine {
     /// The whole module hierarchy reachable from MODULEPATH (`module spider`): the
     /// folders in the order found, each with the modules that must be loaded to reach
     /// it (empty for MODULEPATH itself). A modulefile is evaluated (in spider mode) only
-    /// if its text mentions MODULEPATH.
-    pub fn hierarchy(&self) -> (Tree, Vec<Vec<String>>) {
+    /// if its text mentions MODULEPATH. `keep_texts` keeps every text read in the
+    /// command's cache, for callers that read them all again.
+    pub fn hierarchy(&self, keep_texts: bool) -> (Tree, Vec<Vec<String>>) {
         let start = self.inner.borrow().modulepath_dirs.clone();
         let mut tree = Tree::default();
         let mut needs: Vec<Vec<String>> = Vec::new();
@@ -1108,12 +1109,25 @@ impl Engine {
                 .values()
                 .flat_map(|e| e.files.iter().filter(|f| f.dir == idx).cloned())
                 .collect();
-            self.prefetch(files.iter().map(|f| f.path.as_path()));
-            for f in files {
-                let Ok(text) = read_text(&self.inner, &f.path) else {
-                    continue;
-                };
-                if !text.contains("MODULEPATH") {
+            // Which files mention MODULEPATH: with `keep_texts` through the text cache
+            // (keyword reads them all again), else without storing them.
+            let mentions: Vec<bool> = if keep_texts {
+                self.prefetch(files.iter().map(|f| f.path.as_path()));
+                files
+                    .iter()
+                    .map(|f| {
+                        read_text(&self.inner, &f.path).is_ok_and(|t| t.contains("MODULEPATH"))
+                    })
+                    .collect()
+            } else {
+                let paths: Vec<&Path> = files.iter().map(|f| f.path.as_path()).collect();
+                read_many(&paths, |t| t.contains("MODULEPATH"))
+                    .into_iter()
+                    .map(|m| m.unwrap_or(false))
+                    .collect()
+            };
+            for (f, mentions) in files.into_iter().zip(mentions) {
+                if !mentions {
                     continue;
                 }
                 self.inner.borrow_mut().spider_dirs.clear();
@@ -1166,36 +1180,12 @@ impl Engine {
                 .filter(|p| !i.texts.contains_key(*p))
                 .collect()
         };
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(4);
-        let read = |chunk: &[&Path]| -> Vec<(PathBuf, String)> {
-            let mut buf = Vec::new();
-            chunk
-                .iter()
-                .filter_map(|p| read_small(p, &mut buf).ok().map(|t| (p.to_path_buf(), t)))
-                .collect()
-        };
-        let found: Vec<(PathBuf, String)> = if threads < 2 || missing.len() < 64 {
-            read(&missing)
-        } else {
-            let size = missing.len().div_ceil(threads);
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = missing
-                    .chunks(size)
-                    .skip(1)
-                    .map(|c| scope.spawn(move || read(c)))
-                    .collect();
-                let mut out = read(&missing[..size.min(missing.len())]);
-                for h in handles {
-                    out.extend(h.join().unwrap_or_default());
-                }
-                out
-            })
-        };
+        let texts = read_many(&missing, |t| t.to_string());
         let mut i = self.inner.borrow_mut();
-        for (p, t) in found {
-            i.texts.insert(p, t.into());
+        for (p, t) in missing.iter().zip(texts) {
+            if let Some(t) = t {
+                i.texts.insert(p.to_path_buf(), t.into());
+            }
         }
     }
 
@@ -1525,6 +1515,43 @@ fn read_text(inner: &Rc<RefCell<Inner>>, path: &Path) -> std::io::Result<Arc<str
     Ok(t)
 }
 
+/// Reads `paths` on up to four threads and applies `f` to each text; `None` for a file
+/// that cannot be read (its error is reported when it is read for use).
+fn read_many<T: Send>(paths: &[&Path], f: impl Fn(&str) -> T + Sync) -> Vec<Option<T>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4);
+    let read = |chunk: &[&Path]| -> Vec<Option<T>> {
+        let mut buf = Vec::new();
+        chunk
+            .iter()
+            .map(|p| {
+                let n = read_into(p, &mut buf).ok()?;
+                std::str::from_utf8(&buf[..n]).ok().map(&f)
+            })
+            .collect()
+    };
+    if threads < 2 || paths.len() < 64 {
+        return read(paths);
+    }
+    let size = paths.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = paths
+            .chunks(size)
+            .skip(1)
+            .map(|c| scope.spawn(|| read(c)))
+            .collect();
+        let mut out = read(&paths[..size.min(paths.len())]);
+        for (h, c) in handles.into_iter().zip(paths.chunks(size).skip(1)) {
+            out.extend(
+                h.join()
+                    .unwrap_or_else(|_| c.iter().map(|_| None).collect()),
+            );
+        }
+        out
+    })
+}
+
 /// Reads a (small) text file with three system calls: open, one read, close. Neither
 /// the `statx` for a size hint that `std::fs::read_to_string` makes nor the second
 /// read that confirms the end of the file: a read from a regular file that returns
@@ -1536,6 +1563,13 @@ fn read_text(inner: &Rc<RefCell<Inner>>, path: &Path) -> std::io::Result<Arc<str
 /// # Errors
 /// The I/O error, or `InvalidData` if the file is not UTF-8.
 fn read_small(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<String> {
+    let n = read_into(path, buf)?;
+    String::from_utf8(buf[..n].to_vec())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// The bytes of `path` into `buf` (grown as needed, never shrunk); their length.
+fn read_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<usize> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)?;
     if buf.len() < 16 * 1024 {
@@ -1557,8 +1591,7 @@ fn read_small(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<String> {
             Err(e) => return Err(e),
         }
     }
-    String::from_utf8(buf[..len].to_vec())
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    Ok(len)
 }
 
 /// Drops Lua's stack traceback and restores the full file name that Lua shortens to

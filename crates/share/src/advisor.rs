@@ -116,7 +116,12 @@ pub fn advise(spec: &GpuSpec, gpus_per_node: &[u8], share_mib: &[u64]) -> Advice
         // geometry in order.
         let best = geometries
             .iter()
-            .map(|g| ((covered(g, &left, w), covered(g, &left, 1), mix_score(g)), g))
+            .map(|g| {
+                (
+                    (covered(g, &left, w), covered(g, &left, 1), mix_score(g)),
+                    g,
+                )
+            })
             .max_by_key(|(c, g)| (*c, std::cmp::Reverse((*g).clone())));
         let g = match best {
             Some(((c, _, _), g)) if c > 0 => g.clone(),
