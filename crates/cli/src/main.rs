@@ -412,16 +412,9 @@ fn sharing_study(args: SimulateArgs) -> Result<()> {
             modes.iter().any(|m| matches!(m, SharingMode::Mig)),
         ) {
             text += &format!(
-                "mig: advised geometry per GPU index: {}\n",
-                a.per_index
-                    .iter()
-                    .map(|g| g
-                        .iter()
-                        .map(|(p, c)| format!("{p}x{c}"))
-                        .collect::<Vec<_>>()
-                        .join("+"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "mig: advised geometry per GPU index: {} (best of {} candidates measured)\n",
+                geometry_text(a),
+                study.trials().len()
             );
         }
         if let Some(dir) = &args.out {
@@ -453,10 +446,34 @@ fn mig_advise(args: AdviseArgs) -> Result<()> {
         bail!("--gpu-model {}: does not support MIG", args.gpu_model);
     };
     eprintln!(
-        "{} node(s) stay MIG-disabled for the whole-GPU pods; the advised geometry hands out an estimated {:.1}% of the {} GiB the GPU-sharing pods need",
+        "{} node(s) stay MIG-disabled for the whole-GPU pods; the GPU-sharing pods need {} GiB as MIG instances",
         study.whole_pool().len(),
-        100.0 * advice.expected_mib as f64 / advice.demanded_mib.max(1) as f64,
         advice.demanded_mib / 1024
     );
+    for (a, used, placed) in study.trials() {
+        eprintln!(
+            "  candidate {}: {placed} pods placed, {used:.2}% of GPU memory used{}",
+            geometry_text(a),
+            if a.per_index == advice.per_index {
+                "  <- chosen"
+            } else {
+                ""
+            }
+        );
+    }
     print_stdout(&advice.to_mig_parted("mlplane-advised"))
+}
+
+/// A geometry per GPU index as `7g.80gbx1, 3g.40gbx2, ...`.
+fn geometry_text(a: &mlplane_share::advisor::Advice) -> String {
+    a.per_index
+        .iter()
+        .map(|g| {
+            g.iter()
+                .map(|(p, c)| format!("{p}x{c}"))
+                .collect::<Vec<_>>()
+                .join("+")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -69,11 +69,26 @@ impl Advice {
 
 /// Proposes a geometry for a pool whose nodes have `gpus_per_node` GPUs of `spec`,
 /// for pods that each need `share_mib` of GPU memory (the shared-GPU pods; pods that
-/// need whole GPUs belong in a pool with MIG disabled).
+/// need whole GPUs belong in a pool with MIG disabled): the first of [`candidates`].
 ///
 /// # Panics
 /// If `spec` is not MIG-capable.
 pub fn advise(spec: &GpuSpec, gpus_per_node: &[u8], share_mib: &[u64]) -> Advice {
+    candidates(spec, gpus_per_node, share_mib)
+        .into_iter()
+        .next()
+        .expect("at least one candidate")
+}
+
+/// Proposals, best estimate first: the greedy index-by-index choice with two
+/// tie-breaks (first geometry in order; best fit to the workload's mix), and the three
+/// maximal geometries that cover the most demand when every GPU gets the same one.
+/// The estimate ignores node boundaries and the order pods arrive in, so callers with
+/// a simulator should measure the candidates (`mlplane-sim`'s sharing study does).
+///
+/// # Panics
+/// If `spec` is not MIG-capable.
+pub fn candidates(spec: &GpuSpec, gpus_per_node: &[u8], share_mib: &[u64]) -> Vec<Advice> {
     assert!(spec.mig_capable(), "{} does not support MIG", spec.name);
     let geometries = maximal_geometries(spec);
     let mem = |name: &str| spec.profile(name).map_or(0, |p| p.memory_mib);
@@ -89,8 +104,8 @@ pub fn advise(spec: &GpuSpec, gpus_per_node: &[u8], share_mib: &[u64]) -> Advice
             .map(|(p, &n)| left.get(p).copied().unwrap_or(0).min(w * u64::from(n)) * mem(p))
             .sum()
     };
-    // The geometry for the mix as a whole: most demand covered per GPU when supply is
-    // scarce, i.e. with one GPU's worth of each geometry against the demand's shares.
+    // How well a geometry suits the mix as a whole: its instances weighted by the
+    // demand's shares.
     let total: u64 = demand.values().sum::<u64>().max(1);
     let mix_score = |g: &BTreeMap<String, u32>| -> u64 {
         g.iter()
@@ -106,41 +121,64 @@ pub fn advise(spec: &GpuSpec, gpus_per_node: &[u8], share_mib: &[u64]) -> Advice
         .cloned()
         .unwrap_or_default();
     let max_gpus = gpus_per_node.iter().copied().max().unwrap_or(0);
-    let mut left = demand.clone();
-    let mut per_index = Vec::new();
-    let mut expected_mib = 0;
-    for i in 0..max_gpus {
-        let w = gpus_per_node.iter().filter(|&&c| c > i).count() as u64;
-        // Most demand covered over the pool; on a tie, most covered on one GPU (so the
-        // pods need fewer GPUs), then the best fit to the whole mix, then the first
-        // geometry in order.
-        let best = geometries
-            .iter()
-            .map(|g| {
-                (
-                    (covered(g, &left, w), covered(g, &left, 1), mix_score(g)),
-                    g,
-                )
-            })
-            .max_by_key(|(c, g)| (*c, std::cmp::Reverse((*g).clone())));
-        let g = match best {
-            Some(((c, _, _), g)) if c > 0 => g.clone(),
-            _ => mix_best.clone(),
-        };
-        for (p, &n) in &g {
-            if let Some(l) = left.get_mut(p) {
-                let used = (*l).min(w * u64::from(n));
-                expected_mib += used * mem(p);
-                *l -= used;
+    let weight = |i: u8| gpus_per_node.iter().filter(|&&c| c > i).count() as u64;
+    // Applies a per-index choice rule; returns the advice and its estimate.
+    let build = |choose: &dyn Fn(u64, &BTreeMap<String, u64>) -> BTreeMap<String, u32>| {
+        let mut left = demand.clone();
+        let mut per_index = Vec::new();
+        let mut expected_mib = 0;
+        for i in 0..max_gpus {
+            let w = weight(i);
+            let g = choose(w, &left);
+            for (p, &n) in &g {
+                if let Some(l) = left.get_mut(p) {
+                    let used = (*l).min(w * u64::from(n));
+                    expected_mib += used * mem(p);
+                    *l -= used;
+                }
             }
+            per_index.push(g);
         }
-        per_index.push(g);
+        Advice {
+            per_index,
+            expected_mib,
+            demanded_mib,
+        }
+    };
+    let greedy = |prefer_mix: bool| {
+        build(&|w, left| {
+            // Most demand covered over the pool; on a tie, most covered on one GPU (so
+            // the pods need fewer GPUs), then (if asked) the best fit to the mix, then
+            // the first geometry in order.
+            let best = geometries
+                .iter()
+                .map(|g| {
+                    let mix = if prefer_mix { mix_score(g) } else { 0 };
+                    ((covered(g, left, w), covered(g, left, 1), mix), g)
+                })
+                .max_by_key(|(c, g)| (*c, std::cmp::Reverse((*g).clone())));
+            match best {
+                Some(((c, _, _), g)) if c > 0 => g.clone(),
+                _ => mix_best.clone(),
+            }
+        })
+    };
+    let mut out = vec![greedy(false), greedy(true)];
+    let mut uniform: Vec<Advice> = geometries
+        .iter()
+        .map(|g| build(&|_, _| g.clone()))
+        .collect();
+    uniform.sort_by_key(|a| std::cmp::Reverse(a.expected_mib));
+    out.extend(uniform.into_iter().take(3));
+    // Best estimate first (stable: the greedy ones win ties), without repeats.
+    out.sort_by_key(|a| std::cmp::Reverse(a.expected_mib));
+    let mut unique: Vec<Advice> = Vec::new();
+    for a in out {
+        if !unique.iter().any(|u| u.per_index == a.per_index) {
+            unique.push(a);
+        }
     }
-    Advice {
-        per_index,
-        expected_mib,
-        demanded_mib,
-    }
+    unique
 }
 
 #[cfg(test)]

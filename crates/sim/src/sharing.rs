@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, Node, NodeGpus, Pod};
-use mlplane_share::advisor::{advise, smallest_profile, Advice};
+use mlplane_share::advisor::{candidates, smallest_profile, Advice};
 use mlplane_share::catalog::{Catalog, GpuSpec};
 use mlplane_share::config::{
     DeviceSelector, MigPartedEntry, MigStrategy, NodeGroup, Replicated, ReplicatedResource,
@@ -193,6 +193,7 @@ pub struct Study {
     options: StudyOptions,
     whole_pool: Vec<String>,
     advice: Option<Advice>,
+    trials: Vec<(Advice, f64, usize)>,
 }
 
 impl Study {
@@ -225,7 +226,7 @@ impl Study {
         }
         let cluster = Arc::new(retarget(cluster, &options.model)?);
         let whole_pool = whole_pool(&cluster, &pods, options.pool_headroom);
-        let advice = spec.mig_capable().then(|| {
+        let candidates = if spec.mig_capable() {
             let sharing_nodes: Vec<u8> = cluster
                 .nodes()
                 .iter()
@@ -239,16 +240,39 @@ impl Study {
                     _ => None,
                 })
                 .collect();
-            advise(&spec, &sharing_nodes, &shares)
-        });
-        Ok(Study {
+            candidates(&spec, &sharing_nodes, &shares)
+        } else {
+            Vec::new()
+        };
+        let mut study = Study {
             cluster,
             pods,
             spec,
             options,
             whole_pool,
-            advice,
-        })
+            advice: None,
+            trials: Vec::new(),
+        };
+        // The advisor's candidates, measured: each runs the `mig` layout once (BestFit,
+        // seed 0); the one whose placed pods use the most GPU memory wins (then the
+        // most pods placed, then the advisor's order).
+        let mut best: Option<(f64, usize, usize)> = None;
+        for (k, a) in candidates.iter().enumerate() {
+            study.advice = Some(a.clone());
+            let row = study.run_policy(SharingMode::Mig, 0, SharePolicy::BestFit, &mut || {})?;
+            study.trials.push((a.clone(), row.used_pct, row.placed));
+            if best.is_none_or(|(u, p, _)| (row.used_pct, row.placed) > (u, p)) {
+                best = Some((row.used_pct, row.placed, k));
+            }
+        }
+        study.advice = best.map(|(_, _, k)| candidates[k].clone());
+        Ok(study)
+    }
+
+    /// The advisor's candidates and what each gave when measured: (advice, GPU memory
+    /// used %, pods placed).
+    pub fn trials(&self) -> &[(Advice, f64, usize)] {
+        &self.trials
     }
 
     /// The advisor's proposal for the sharing pool (for a MIG-capable model).
@@ -452,6 +476,20 @@ impl Study {
         seed: u64,
         on_pod: &mut dyn FnMut(),
     ) -> Result<StudyRow, StudyError> {
+        self.run_policy(mode, seed, self.options.policy, on_pod)
+    }
+
+    /// [`Study::run`] with another policy.
+    ///
+    /// # Errors
+    /// As [`Study::run`].
+    pub fn run_policy(
+        &self,
+        mode: SharingMode,
+        seed: u64,
+        policy: SharePolicy,
+        on_pod: &mut dyn FnMut(),
+    ) -> Result<StudyRow, StudyError> {
         let (plan, pods) = self.prepare(mode)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut order: Vec<usize> = (0..pods.len()).collect();
@@ -460,7 +498,7 @@ impl Study {
         let mut rank_rng = ChaCha8Rng::seed_from_u64(seed);
         rank_rng.set_stream(2);
         rank.shuffle(&mut rank_rng);
-        let sched = ShareScheduler::new(self.options.policy, Typical::from_pods(&pods), rank);
+        let sched = ShareScheduler::new(policy, Typical::from_pods(&pods), rank);
         let mut state = ShareState::new(self.cluster.clone(), plan.clone());
         let (mut placed, mut refused, mut refused_sharing) = (0, 0, 0);
         let mut need_mib = 0u64;
@@ -500,7 +538,7 @@ impl Study {
         let physical = self.cluster.gpu_count() * self.spec.memory_mib;
         Ok(StudyRow {
             mode: mode.name().into(),
-            policy: self.options.policy.name().into(),
+            policy: policy.name().into(),
             seed,
             pods: pods.len(),
             placed,
