@@ -86,6 +86,10 @@ struct SimulateArgs {
     /// shares (or MIG instances); every pod arrives once.
     #[arg(long, value_name = "MODE[,MODE...]")]
     sharing: Option<String>,
+    /// Sharing study: also run this sharing configuration (YAML, see docs/sharing.md) as
+    /// mode `config`. Implies --sharing whole,config when --sharing is not given.
+    #[arg(long, value_name = "FILE")]
+    sharing_config: Option<PathBuf>,
     /// Sharing study: GPU model of every GPU node.
     #[arg(long, value_name = "MODEL", default_value = "H100-80GB")]
     gpu_model: String,
@@ -100,7 +104,9 @@ struct SimulateArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Simulate(args) if args.sharing.is_some() => sharing_study(args),
+        Command::Simulate(args) if args.sharing.is_some() || args.sharing_config.is_some() => {
+            sharing_study(args)
+        }
         Command::Simulate(args) => simulate(args),
         Command::MigAdvise(args) => mig_advise(args),
     };
@@ -300,16 +306,31 @@ fn write_outputs(
 
 fn sharing_study(args: SimulateArgs) -> Result<()> {
     use mlplane_sim::sharing::{mean_by_mode, SharingMode, Study, StudyOptions};
-    let spec = args.sharing.as_deref().unwrap_or("all");
+    let spec = args.sharing.as_deref().unwrap_or("whole,config");
+    let custom = match &args.sharing_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Some(mlplane_share::config::SharingConfig::parse(
+                &text,
+                &path.display().to_string(),
+            )?)
+        }
+        None => None,
+    };
     let modes: Vec<SharingMode> = if spec.trim().eq_ignore_ascii_case("all") {
-        SharingMode::ALL.to_vec()
+        let mut m = SharingMode::ALL.to_vec();
+        if custom.is_some() {
+            m.push(SharingMode::Custom);
+        }
+        m
     } else {
         spec.split(',')
             .map(str::trim)
             .filter(|m| !m.is_empty())
             .map(|m| {
                 SharingMode::parse(m).with_context(|| {
-                    format!("--sharing: unknown mode {m:?} (known: whole, timeslicing, mig, mixed, mig-1g, mig-disabled)")
+                    format!("--sharing: unknown mode {m:?} (known: whole, timeslicing, mig, mixed, mig-1g, mig-disabled, config)")
                 })
             })
             .collect::<Result<_>>()?
@@ -341,9 +362,13 @@ fn sharing_study(args: SimulateArgs) -> Result<()> {
             model: args.gpu_model.clone(),
             replicas: args.replicas,
             policy,
+            custom,
             ..StudyOptions::default()
         },
     )?;
+    if modes.contains(&SharingMode::Custom) && args.sharing_config.is_none() {
+        bail!("--sharing config needs --sharing-config FILE");
+    }
     eprintln!(
         "sharing study: {} mode(s) x {} seed(s) on {} nodes / {} GPUs of {}, {} pods, policy {}",
         modes.len(),

@@ -264,3 +264,62 @@ fn mig_advise_prints_a_mig_parted_config() {
     );
     assert!(text.contains("\"3g.40gb\": 2"), "{text}");
 }
+
+/// One's own configuration as mode `config`: every GPU time-sliced 4 ways with
+/// failRequestsGreaterThanOne. By hand, on the small input (6 GPUs of 81920 MiB):
+/// a (`nvidia.com/gpu: 1`) gets one replica, charged 81920 / 4 = 20480 MiB; b's 500-milli
+/// share is a 40960 MiB memory share; c needs no GPU; d (`nvidia.com/gpu: 2`) is
+/// refused. Reserved (20480 + 40960) / 491520 = 12.5%; used (81920 + 40960) / 491520 =
+/// 25% (a needs its whole GPU but holds a quarter of one: the danger of plain
+/// time-slicing that memory shares avoid).
+#[test]
+fn sharing_config_file_runs_as_mode_config() {
+    let d = tmp("config");
+    let (n, p) = (write(&d, "n.csv", NODES), write(&d, "p.csv", PODS));
+    let cfg = write(
+        &d,
+        "sharing.yaml",
+        "nodeGroups:\n  - name: all\n    sharing:\n      timeSlicing:\n        failRequestsGreaterThanOne: true\n        resources:\n          - name: nvidia.com/gpu\n            replicas: 4\n",
+    );
+    let out = mlplane(&[
+        "simulate",
+        "--nodes",
+        &n,
+        "--pods",
+        &p,
+        "--sharing-config",
+        &cfg,
+        "--seed",
+        "1",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let means = v["means"].as_array().unwrap();
+    let modes: Vec<&str> = means.iter().map(|r| r["mode"].as_str().unwrap()).collect();
+    assert_eq!(modes, ["whole", "config"]);
+    let c = &means[1];
+    assert_eq!(
+        (c["placed"].as_u64(), c["refused"].as_u64()),
+        (Some(3), Some(1))
+    );
+    assert_eq!(
+        (c["reserved_pct"].as_f64(), c["used_pct"].as_f64()),
+        (Some(12.5), Some(25.0))
+    );
+    // A broken file names the field.
+    let bad = write(&d, "bad.yaml", "nodeGroups:\n  - name: all\n    sharing:\n      timeSlicing:\n        resources:\n          - name: nvidia.com/gpu\n            replicas: 1\n");
+    let out = mlplane(&["simulate", "--sharing-config", &bad]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "nodeGroups[0].sharing.timeSlicing.resources[0].replicas: must be at least 2, got 1"
+        ),
+        "{err}"
+    );
+}

@@ -59,6 +59,8 @@ pub enum SharingMode {
     MigDisabled,
     /// Whole-GPU pool plus a time-sliced pool.
     Mixed,
+    /// The sharing configuration file given in [`StudyOptions::custom`].
+    Custom,
 }
 
 impl SharingMode {
@@ -81,13 +83,15 @@ impl SharingMode {
             SharingMode::MigAll1g => "mig-1g",
             SharingMode::MigDisabled => "mig-disabled",
             SharingMode::Mixed => "mixed",
+            SharingMode::Custom => "config",
         }
     }
 
-    /// Parses a name.
+    /// Parses a name (`config` for [`SharingMode::Custom`]).
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL
             .into_iter()
+            .chain([SharingMode::Custom])
             .find(|m| m.name().eq_ignore_ascii_case(s))
     }
 }
@@ -104,6 +108,9 @@ pub struct StudyOptions {
     /// The whole-GPU pool of `mig` and `mixed` holds this many times the whole-GPU
     /// pods' demand (1 = exactly; [`Study::doubled`] uses 2).
     pub pool_headroom: u64,
+    /// A sharing configuration of one's own, run as mode `config`. Every GPU node has
+    /// `model`, so its `models:` filters should name that model (or use `nodes:`).
+    pub custom: Option<SharingConfig>,
 }
 
 impl Default for StudyOptions {
@@ -113,6 +120,7 @@ impl Default for StudyOptions {
             replicas: 8,
             policy: SharePolicy::Fgd,
             pool_headroom: 1,
+            custom: None,
         }
     }
 }
@@ -378,6 +386,11 @@ impl Study {
                 mig(vec![one.into_iter().collect(); usize::from(max_gpus)])
             }
             SharingMode::MigDisabled => mig(vec![BTreeMap::new(); usize::from(max_gpus)]),
+            SharingMode::Custom => self.options.custom.clone().ok_or_else(|| {
+                StudyError(
+                    "mode config needs a sharing configuration file (--sharing-config)".into(),
+                )
+            }),
         }
     }
 
@@ -393,10 +406,40 @@ impl Study {
             .filter(|p| plan.resource(&p.resource()).is_some())
             .map(|p| (p.memory_mib, p.name.clone()))
             .collect();
+        let any_shared = (0..plan.len()).any(|i| plan.devices(i).iter().any(|d| d.is_shared()));
         self.pods
             .iter()
             .map(|p| {
                 let req = match (mode, p.gpu) {
+                    // One's own configuration: pods ask as they would on such a
+                    // cluster: whole GPUs by count (a replica, on a time-sliced node);
+                    // a share as memory where devices are shared, else as the
+                    // smallest MIG instance there is, else as a whole GPU.
+                    (SharingMode::Custom, GpuRequest::Whole(n)) => ShareRequest::Devices {
+                        resource: gpu,
+                        count: n,
+                    },
+                    (SharingMode::Custom, GpuRequest::Shared(m)) => {
+                        let need = share_mib(&self.spec, m);
+                        let fit = mig_resources
+                            .iter()
+                            .filter(|(mem, _)| *mem >= need)
+                            .min_by_key(|(mem, _)| *mem);
+                        match fit {
+                            _ if any_shared => ShareRequest::Memory {
+                                mib: need,
+                                compute_milli: u32::from(m),
+                            },
+                            Some((_, name)) => ShareRequest::Devices {
+                                resource: plan.intern(&format!("nvidia.com/mig-{name}")),
+                                count: 1,
+                            },
+                            None => ShareRequest::Devices {
+                                resource: gpu,
+                                count: 1,
+                            },
+                        }
+                    }
                     (_, GpuRequest::None) => ShareRequest::None,
                     (SharingMode::TimeSlicing, GpuRequest::Whole(1)) => ShareRequest::Memory {
                         mib: g,
