@@ -67,6 +67,9 @@ impl Advice {
     }
 }
 
+/// A per-index choice: (nodes with that index, unmet demand per profile) → geometry.
+type Chooser<'a> = dyn Fn(u64, &BTreeMap<String, u64>) -> BTreeMap<String, u32> + 'a;
+
 /// Proposes a geometry for a pool whose nodes have `gpus_per_node` GPUs of `spec`,
 /// for pods that each need `share_mib` of GPU memory (the shared-GPU pods; pods that
 /// need whole GPUs belong in a pool with MIG disabled): the first of [`candidates`].
@@ -123,7 +126,7 @@ pub fn candidates(spec: &GpuSpec, gpus_per_node: &[u8], share_mib: &[u64]) -> Ve
     let max_gpus = gpus_per_node.iter().copied().max().unwrap_or(0);
     let weight = |i: u8| gpus_per_node.iter().filter(|&&c| c > i).count() as u64;
     // Applies a per-index choice rule; returns the advice and its estimate.
-    let build = |choose: &dyn Fn(u64, &BTreeMap<String, u64>) -> BTreeMap<String, u32>| {
+    let build = |choose: &Chooser| {
         let mut left = demand.clone();
         let mut per_index = Vec::new();
         let mut expected_mib = 0;
