@@ -710,36 +710,61 @@ fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModEr
 /// description.
 fn keyword(engine: &Engine, words: &[String]) -> String {
     let (tree, _) = engine.hierarchy(true);
-    let words: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
+    // Lmod lowercases with Lua's string.lower: ASCII letters only.
+    let words: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
+    let any_word = |hay: &str| words.iter().any(|w| hay.contains(w.as_str()));
     let mut hits: std::collections::BTreeMap<String, (Vec<&ModuleFile>, String)> =
         Default::default();
+    let matches = |f: &ModuleFile, whatis: &[String]| {
+        any_word(&f.full_name().to_ascii_lowercase())
+            || whatis.iter().any(|l| any_word(&l.to_ascii_lowercase()))
+    };
     // Only files whose name or text holds a word can match (documented in compat.md):
-    // evaluating every modulefile would cost as much as Lmod without its cache.
-    engine.prefetch(tree.visible().map(|f| f.path.as_path()));
-    let candidates: Vec<&ModuleFile> = tree
-        .visible()
-        .filter(|f| {
-            let lname = f.full_name().to_lowercase();
-            words.iter().any(|w| lname.contains(w.as_str()))
-                || engine.read_text(&f.path).is_ok_and(|text| {
-                    let text = text.to_lowercase();
-                    words.iter().any(|w| text.contains(w.as_str()))
-                })
-        })
-        .collect();
-    let owned: Vec<ModuleFile> = candidates.iter().map(|f| (*f).clone()).collect();
-    let all_whatis = engine.whatis_many(&owned);
-    for (f, whatis) in candidates.into_iter().zip(all_whatis) {
+    // evaluating every modulefile would cost as much as Lmod without its cache. The
+    // hierarchy walk kept every text; files whose whatis lines are literals are read
+    // here, the rest are evaluated.
+    let mut lower = String::new();
+    // (position in the listing, file, whatis lines)
+    let mut matched: Vec<(usize, &ModuleFile, Vec<String>)> = Vec::new();
+    let mut to_eval: Vec<(usize, &ModuleFile)> = Vec::new();
+    for (i, f) in tree.visible().enumerate() {
+        let name_hit = any_word(&f.full_name().to_ascii_lowercase());
+        let text = engine.read_text(&f.path).ok();
+        let text_hit = text.as_deref().is_some_and(|t| {
+            lower.clear();
+            lower.push_str(t);
+            lower.make_ascii_lowercase();
+            any_word(&lower)
+        });
+        if !name_hit && !text_hit {
+            continue;
+        }
+        match text.as_deref().and_then(crate::literal::literal_whatis) {
+            Some(w) => matched.push((i, f, w)),
+            None => to_eval.push((i, f)),
+        }
+    }
+    let owned: Vec<ModuleFile> = to_eval.iter().map(|(_, f)| (*f).clone()).collect();
+    let evaluated = engine.whatis_many(&owned);
+    matched.extend(
+        to_eval
+            .into_iter()
+            .zip(evaluated)
+            .map(|((i, f), w)| (i, f, w)),
+    );
+    // In listing order, so that each name's description comes from its first match.
+    matched.sort_by_key(|m| m.0);
+    for (_, f, whatis) in matched {
+        if !matches(f, &whatis) {
+            continue;
+        }
         let name = f.full_name();
-        let hay = format!("{}\n{}", name, whatis.join("\n")).to_lowercase();
-        if words.iter().any(|w| hay.contains(w)) {
-            let e = hits.entry(format!("{}/", f.sn)).or_default();
-            if !e.0.iter().any(|g| g.full_name() == name) {
-                e.0.push(f);
-            }
-            if e.1.is_empty() {
-                e.1 = description_of(&whatis);
-            }
+        let e = hits.entry(format!("{}/", f.sn)).or_default();
+        if !e.0.iter().any(|g| g.full_name() == name) {
+            e.0.push(f);
+        }
+        if e.1.is_empty() {
+            e.1 = description_of(&whatis);
         }
     }
     if hits.is_empty() {
