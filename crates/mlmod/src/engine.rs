@@ -878,11 +878,16 @@ impl Engine {
         });
         unload_module(&self.lua, &self.inner, &self.base, old, true)?;
         load_module(&self.lua, &self.inner, &self.base, new, LoadHow::User)?;
+        let hierarchy = modulepath_now(&self.inner) != mp;
         if let Some(b) = before {
             let mut i = self.inner.borrow_mut();
-            // The new module takes the old one's place in the load order, as in Lmod.
+            // As in Lmod: the new module goes to the end of the load order, except when
+            // the swap changes MODULEPATH (a compiler or MPI swap): then it takes the old
+            // one's place and the modules that depend on it are reloaded after it.
             let list = &mut i.env.state.loaded;
-            if let (Some(p), Some(at)) = (place, list.iter().position(|l| l.sn == b.sn)) {
+            if let (true, Some(p), Some(at)) =
+                (hierarchy, place, list.iter().position(|l| l.sn == b.sn))
+            {
                 let m = list.remove(at);
                 list.insert(p.min(list.len()), m);
             }
