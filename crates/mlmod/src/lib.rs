@@ -13,5 +13,6 @@ pub mod engine;
 pub mod env;
 pub mod literal;
 pub mod shell;
+pub mod stack;
 pub mod tree;
 pub mod version;

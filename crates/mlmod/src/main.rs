@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         None | Some("-h" | "--help") => {
             eprintln!(
-                "usage: mlmod init SHELL | mlmod SHELL [ml] SUBCOMMAND [ARGS...]\nshells: {shells}"
+                "usage: mlmod init SHELL | mlmod SHELL [ml] SUBCOMMAND [ARGS...]\n       mlmod stack build SPEC --root DIR [--force] | mlmod stack verify --root DIR\nshells: {shells}"
             );
             ExitCode::SUCCESS
         }
@@ -25,6 +25,7 @@ fn main() -> ExitCode {
             println!("mlmod {}", mlmod::commands::VERSION);
             ExitCode::SUCCESS
         }
+        Some("stack") => stack(&args[1..]),
         Some("init") => {
             let Some(sh) = args.get(1).and_then(|s| Shell::parse(s)) else {
                 eprintln!("mlmod init: expected a shell: {shells}");
@@ -66,4 +67,58 @@ fn main() -> ExitCode {
 fn emit(s: &str) {
     let mut o = std::io::stdout().lock();
     let _ = o.write_all(s.as_bytes()).and_then(|_| o.flush());
+}
+
+/// `mlmod stack build SPEC --root DIR [--force]`, `mlmod stack verify --root DIR`.
+fn stack(args: &[String]) -> ExitCode {
+    use mlmod::stack::{build, spec::Spec};
+    let usage =
+        "usage: mlmod stack build SPEC --root DIR [--force] | mlmod stack verify --root DIR";
+    let mut root: Option<std::path::PathBuf> = None;
+    let mut force = false;
+    let mut rest: Vec<&str> = Vec::new();
+    let mut i = 1;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--root" => {
+                root = args.get(i + 1).map(std::path::PathBuf::from);
+                i += 1;
+            }
+            "--force" => force = true,
+            a => rest.push(a),
+        }
+        i += 1;
+    }
+    let Some(root) = root else {
+        eprintln!("mlmod stack: --root DIR is required\n{usage}");
+        return ExitCode::from(2);
+    };
+    let result = match (args.first().map(String::as_str), rest.as_slice()) {
+        (Some("build"), [spec]) => Spec::load(std::path::Path::new(spec))
+            .and_then(|s| build::build(&s, &root, force))
+            .map(|done| {
+                for (name, o) in done {
+                    let what = match o {
+                        build::Outcome::Published => "published",
+                        build::Outcome::Unchanged => "unchanged",
+                        build::Outcome::Replaced => "replaced (--force)",
+                    };
+                    println!("{name}: {what}");
+                }
+            }),
+        (Some("verify"), []) => build::verify(&root).map(|checked| {
+            println!("{} prefix(es) match their manifests", checked.len());
+        }),
+        _ => {
+            eprintln!("{usage}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mlmod stack: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,215 @@
+//! Building and publishing a stack.
+//!
+//! Every package is built in `ROOT/.staging/` (prefix, manifest and modulefile) and only
+//! then renamed into `ROOT/software/NAME/VERSION` and `ROOT/modules/NAME/VERSION.lua`, so
+//! that a failed or killed build leaves the published stack as it was (a killed build
+//! leaves its staging folder, which the next build removes). A published version is
+//! never modified: building it again with the same spec entry does nothing, with a
+//! different one is an error unless forced, and forcing keeps the old prefix until the
+//! new one is complete. Folder renames are atomic on one file system; the prefix is
+//! published before its modulefile, so a modulefile never points at a missing prefix.
+
+use std::path::{Path, PathBuf};
+
+use super::manifest::Manifest;
+use super::spec::{PackageSpec, Spec};
+use super::{io_err, modulefile, StackError};
+
+/// What happened to one package.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Built and published.
+    Published,
+    /// Already published from the same spec entry: left alone.
+    Unchanged,
+    /// Rebuilt over a different published version (forced).
+    Replaced,
+}
+
+/// Builds every package of `spec` under `root`, in dependency order; `force` allows
+/// replacing a published version whose spec entry changed. Stops at the first failure
+/// (packages published before it stay published; the failing one leaves no trace).
+///
+/// # Errors
+/// [`StackError::Build`] naming the package, [`StackError::Io`].
+pub fn build(spec: &Spec, root: &Path, force: bool) -> Result<Vec<(String, Outcome)>, StackError> {
+    let staging = root.join(".staging");
+    // A killed earlier build may have left staging folders: they were never published.
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
+    }
+    let mut out = Vec::new();
+    let mut result = Ok(());
+    for (p, _line) in &spec.packages {
+        match build_one(spec, p, root, &staging, force) {
+            Ok(o) => out.push((p.full_name(), o)),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    // Each package removes its own staging folder; remove the (now empty) parent.
+    let _ = std::fs::remove_dir(&staging);
+    result.map(|()| out)
+}
+
+fn build_one(
+    spec: &Spec,
+    p: &PackageSpec,
+    root: &Path,
+    staging: &Path,
+    force: bool,
+) -> Result<Outcome, StackError> {
+    let name = p.full_name();
+    let fail = |m: String| StackError::Build {
+        package: name.clone(),
+        message: m,
+    };
+    let prefix = root.join("software").join(&p.name).join(&p.version);
+    let modfile = root
+        .join("modules")
+        .join(&p.name)
+        .join(format!("{}.lua", p.version));
+    let existing = prefix.exists();
+    if existing {
+        match Manifest::read(&prefix) {
+            Ok(m) if m.spec == *p && modfile.exists() => return Ok(Outcome::Unchanged),
+            Ok(m) if m.spec == *p => {
+                // Published prefix, missing modulefile (a build killed between the two
+                // renames): finish publishing it.
+                publish_modulefile(p, &prefix, &prefix, &modfile, staging).map_err(|e| fail(e.to_string()))?;
+                return Ok(Outcome::Unchanged);
+            }
+            _ if !force => {
+                return Err(fail(format!(
+                    "{} is already published from a different spec entry; versions are never modified (rebuild with --force)",
+                    prefix.display()
+                )))
+            }
+            _ => {}
+        }
+    }
+    let work = staging.join(format!("{}-{}-{}", p.name, p.version, std::process::id()));
+    std::fs::create_dir_all(&work).map_err(io_err(&work))?;
+    let staged = work.join("prefix");
+    let result = (|| -> Result<Outcome, StackError> {
+        install(spec, p, &staged).map_err(|e| fail(e.to_string()))?;
+        Manifest::of(&staged, p)?.write(&staged)?;
+        let parent = prefix.parent().expect("software/NAME");
+        std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+        let outcome = if existing {
+            // Keep the old prefix until the new one is in place.
+            let old = work.join("old");
+            std::fs::rename(&prefix, &old).map_err(io_err(&prefix))?;
+            if let Err(e) = std::fs::rename(&staged, &prefix) {
+                let _ = std::fs::rename(&old, &prefix);
+                return Err(io_err(&prefix)(e));
+            }
+            Outcome::Replaced
+        } else {
+            std::fs::rename(&staged, &prefix).map_err(io_err(&prefix))?;
+            Outcome::Published
+        };
+        publish_modulefile(p, &prefix, &prefix, &modfile, &work)?;
+        Ok(outcome)
+    })();
+    let _ = std::fs::remove_dir_all(&work);
+    result
+}
+
+/// Writes the modulefile to a temporary file in `tmp_dir`, then renames it into place.
+fn publish_modulefile(
+    p: &PackageSpec,
+    files: &Path,
+    prefix: &Path,
+    modfile: &Path,
+    tmp_dir: &Path,
+) -> Result<(), StackError> {
+    let text = modulefile::generate(p, files, prefix);
+    std::fs::create_dir_all(tmp_dir).map_err(io_err(tmp_dir))?;
+    let tmp = tmp_dir.join("modulefile.lua");
+    std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
+    let parent = modfile.parent().expect("modules/NAME");
+    std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+    std::fs::rename(&tmp, modfile).map_err(io_err(modfile))
+}
+
+/// Installs `p` into `staged` (which must not exist).
+fn install(spec: &Spec, p: &PackageSpec, staged: &Path) -> Result<(), String> {
+    if let Some(dir) = &p.dir {
+        let src = {
+            let d = PathBuf::from(dir);
+            if d.is_absolute() {
+                d
+            } else {
+                spec.base_dir().join(d)
+            }
+        };
+        if !src.is_dir() {
+            return Err(format!("dir {}: not a directory", src.display()));
+        }
+        return copy_tree(&src, staged).map_err(|e| e.to_string());
+    }
+    if p.pip.is_some() {
+        return Err("pip sources are not built yet (only `dir`)".into());
+    }
+    Err("no source".into())
+}
+
+/// Copies a tree: folders, files (with their permissions) and symbolic links as links.
+fn copy_tree(src: &Path, dst: &Path) -> Result<(), StackError> {
+    std::fs::create_dir_all(dst).map_err(io_err(dst))?;
+    for e in std::fs::read_dir(src).map_err(io_err(src))? {
+        let e = e.map_err(io_err(src))?;
+        let from = e.path();
+        let to = dst.join(e.file_name());
+        let ft = e.file_type().map_err(io_err(&from))?;
+        if ft.is_symlink() {
+            let t = std::fs::read_link(&from).map_err(io_err(&from))?;
+            std::os::unix::fs::symlink(&t, &to).map_err(io_err(&to))?;
+        } else if ft.is_dir() {
+            copy_tree(&from, &to)?;
+        } else {
+            std::fs::copy(&from, &to).map_err(io_err(&from))?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks every published prefix under `root` against its manifest; returns the
+/// packages checked.
+///
+/// # Errors
+/// [`StackError::Verify`] listing every prefix that differs (each changed, missing or
+/// added file named), or one without a manifest.
+pub fn verify(root: &Path) -> Result<Vec<String>, StackError> {
+    let software = root.join("software");
+    let mut checked = Vec::new();
+    let mut problems = Vec::new();
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&software)
+        .map_err(io_err(&software))?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    names.sort();
+    for n in names {
+        let mut versions: Vec<PathBuf> = std::fs::read_dir(&n)
+            .map_err(io_err(&n))?
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        versions.sort();
+        for v in versions {
+            match Manifest::read(&v).and_then(|m| m.verify(&v).map(|()| m)) {
+                Ok(m) => checked.push(m.spec.full_name()),
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(checked)
+    } else {
+        Err(StackError::Verify(problems.join("\n")))
+    }
+}
