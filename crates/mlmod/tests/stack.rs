@@ -387,3 +387,92 @@ module purge\necho after=$LOADEDMODULES:$PATH:$PYTHONPATH\n",
     );
     assert_eq!(ours, lmod);
 }
+
+/// The issue's end-to-end case with real distributions from the package index: two
+/// versions of `six` and `python-dateutil`, which needs six. In a clean `env -i bash`:
+/// load six/1.15.0, import it, swap to 1.16.0; load python-dateutil (six comes with
+/// it through depends_on). Then a version the index lacks, and versions that conflict.
+#[test]
+fn pip_stack_from_the_package_index() {
+    let base = tmp("pip");
+    let spec = base.join("stack.toml");
+    write(
+        &spec,
+        r#"
+[[package]]
+name = "six"
+version = "1.15.0"
+pip = "six"
+description = "Python 2 and 3 compatibility utilities"
+
+[[package]]
+name = "six"
+version = "1.16.0"
+pip = "six"
+
+[[package]]
+name = "python-dateutil"
+version = "2.8.2"
+pip = "python-dateutil"
+depends = ["six/1.16.0"]
+"#,
+    );
+    let root = base.join("root");
+    let o = build(&spec, &root, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let python = which("python3");
+    let script = format!(
+        "eval \"$({mlmod} init bash)\"\n\
+module use {modules}\n\
+module load six/1.15.0\n\
+python3 -c 'import six; print(six.__version__)'\n\
+module swap six/1.16.0\n\
+python3 -c 'import six; print(six.__version__)'\n\
+module purge\n\
+module load python-dateutil\n\
+python3 -c 'import dateutil, six; print(dateutil.__version__, six.__version__)'\n\
+echo \"$LOADEDMODULES\"\n",
+        mlmod = env!("CARGO_BIN_EXE_mlmod"),
+        modules = root.join("modules").display()
+    );
+    let out = Command::new("env")
+        .args([
+            "-i",
+            "HOME=/tmp",
+            &format!("PATH={}:/usr/bin:/bin", python.parent().unwrap().display()),
+        ])
+        .args(["bash", "--noprofile", "--norc", "-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1.15.0\n1.16.0\n2.8.2 1.16.0\nsix/1.16.0:python-dateutil/2.8.2\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let o = mlmod(&["stack", "verify", "--root", root.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    // A version the index does not have: pip's reason, nothing published.
+    write(
+        &spec,
+        "[[package]]\nname = \"six\"\nversion = \"99.0.0\"\npip = \"six\"\n",
+    );
+    let o = build(&spec, &root, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("six/99.0.0: pip install six==99.0.0 failed"),
+        "{}",
+        text(&o)
+    );
+    assert!(!root.join("software/six/99.0.0").exists());
+    // python-dateutil 2.8.2 requires six>=1.5: six 1.4.1 conflicts.
+    write(
+        &spec,
+        "[[package]]\nname = \"six\"\nversion = \"1.4.1\"\npip = \"six\"\n\n[[package]]\nname = \"dateutil-old\"\nversion = \"2.8.2\"\npip = \"python-dateutil\"\ndepends = [\"six/1.4.1\"]\n",
+    );
+    let o = build(&spec, &root, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let t = text(&o);
+    assert!(t.contains("dateutil-old/2.8.2: conflicting versions: python-dateutil requires six>=1.5, the stack gives six 1.4.1"), "{t}");
+    assert!(!root.join("software/dateutil-old").exists());
+}

@@ -151,11 +151,100 @@ fn install(spec: &Spec, p: &PackageSpec, staged: &Path) -> Result<(), String> {
         }
         return copy_tree(&src, staged).map_err(|e| e.to_string());
     }
-    if p.pip.is_some() {
-        return Err("pip sources are not built yet (only `dir`)".into());
+    if let Some(dist) = &p.pip {
+        return pip_install(spec, p, dist, staged);
     }
     Err("no source".into())
 }
+
+/// The Python interpreter for pip sources: `$MLMOD_PYTHON`, else `python3`.
+fn python() -> String {
+    std::env::var("MLMOD_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// `python -m pip install --no-deps --prefix STAGED DIST==VERSION`: the distribution
+/// alone (its dependencies are other packages of the stack, loaded with
+/// `depends_on`), then a check that the versions the spec gives those dependencies
+/// satisfy the distribution's own requirements.
+fn pip_install(spec: &Spec, p: &PackageSpec, dist: &str, staged: &Path) -> Result<(), String> {
+    let want = format!("{dist}=={}", p.version);
+    let out = std::process::Command::new(python())
+        // Byte-compiled at build time (pip's default), so that importing from the
+        // published prefix writes no `__pycache__` files into it.
+        .args(["-m", "pip", "install", "--no-deps", "--no-input"])
+        .args(["--disable-pip-version-check", "--prefix"])
+        .arg(staged)
+        .arg(&want)
+        .env("PYTHONNOUSERSITE", "1")
+        // The install goes to our own prefix, never the system's site-packages, so a
+        // Debian python's "externally managed" guard does not apply.
+        .env("PIP_BREAK_SYSTEM_PACKAGES", "1")
+        .output()
+        .map_err(|e| format!("cannot run {} -m pip: {e}", python()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        let tail = tail[tail.len().saturating_sub(3)..].join("\n  ");
+        return Err(format!("pip install {want} failed:\n  {tail}"));
+    }
+    // The spec's versions of this package's dependencies, by distribution name.
+    let deps: Vec<String> = p
+        .depends
+        .iter()
+        .filter_map(|d| {
+            let (name, version) = d.split_once('/')?;
+            let q = spec.packages.iter().find(|(q, _)| q.full_name() == *d)?;
+            Some(format!(
+                "{}={version}",
+                q.0.pip.clone().unwrap_or_else(|| name.to_string())
+            ))
+        })
+        .collect();
+    let check = std::process::Command::new(python())
+        .args([
+            "-c",
+            REQUIREMENTS_CHECK,
+            &staged.display().to_string(),
+            dist,
+        ])
+        .args(&deps)
+        .env("PYTHONNOUSERSITE", "1")
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", python()))?;
+    if !check.status.success() {
+        return Err(String::from_utf8_lossy(&check.stderr).trim().to_string());
+    }
+    Ok(())
+}
+
+/// Checks an installed distribution's requirements against the stack's versions:
+/// argv = prefix, distribution, then NAME=VERSION for each stack dependency. Uses the
+/// `packaging` library that pip vendors; prints the conflicts and exits 1.
+const REQUIREMENTS_CHECK: &str = r#"
+import sys, glob, importlib.metadata as md
+try:
+    from packaging.requirements import Requirement
+except ImportError:
+    from pip._vendor.packaging.requirements import Requirement
+prefix, dist = sys.argv[1], sys.argv[2]
+given = dict(a.split("=", 1) for a in sys.argv[3:])
+norm = lambda n: n.lower().replace("_", "-").replace(".", "-")
+given = {norm(k): v for k, v in given.items()}
+paths = glob.glob(prefix + "/lib/python*/site-packages")
+found = [d for d in md.distributions(path=paths) if norm(d.metadata["Name"]) == norm(dist)]
+if not found:
+    sys.exit("pip installed nothing named %s" % dist)
+bad = []
+for r in found[0].requires or []:
+    req = Requirement(r)
+    if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+        continue
+    v = given.get(norm(req.name))
+    if v is not None and not req.specifier.contains(v, prereleases=True):
+        bad.append("%s requires %s, the stack gives %s %s" % (dist, req, req.name, v))
+if bad:
+    sys.exit("conflicting versions: " + "; ".join(bad))
+"#;
 
 /// Copies a tree: folders, files (with their permissions) and symbolic links as links.
 fn copy_tree(src: &Path, dst: &Path) -> Result<(), StackError> {

@@ -11,8 +11,10 @@
 //! ```
 //!
 //! Each package has exactly one source: `dir` (an existing directory, copied) or `pip`
-//! (a distribution on the package index, installed with pip into its own prefix; the
-//! pip source is not built yet). Errors name the spec file and line.
+//! (a distribution on the package index: `pip = "python-dateutil"` installs
+//! `python-dateutil==VERSION` with pip into its own prefix, without its dependencies,
+//! which must be other packages of the spec listed in `depends`; the interpreter is
+//! `$MLMOD_PYTHON` or `python3`). Errors name the spec file and line.
 
 use std::path::{Path, PathBuf};
 
