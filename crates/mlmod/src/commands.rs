@@ -22,7 +22,7 @@ pub struct Outcome {
 
 /// Subcommands and their Lmod spellings; a unique prefix of a canonical name works too.
 const COMMANDS: &[(&str, &[&str])] = &[
-    ("load", &["load", "add"]),
+    ("load", &["load", "add", "lo", "loa"]),
     ("try-load", &["try-load", "try-add", "try_load"]),
     ("unload", &["unload", "rm", "del", "delete", "remove"]),
     ("swap", &["swap", "sw", "switch"]),
@@ -43,6 +43,7 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("overview", &["overview", "ov"]),
     ("save", &["save", "s"]),
     ("restore", &["restore", "r"]),
+    ("lock", &["lock"]),
     ("savelist", &["savelist"]),
     ("describe", &["describe", "mcc"]),
 ];
@@ -333,6 +334,32 @@ fn dispatch(
                 ),
                 true,
             ))
+        }
+        "restore" if rest.first().is_some_and(|a| a == "--locked") => {
+            let Some(file) = rest.get(1) else {
+                return Err(ModError::Usage("restore --locked needs a lock file".into()));
+            };
+            let n = crate::stack::lock::restore(engine, std::path::Path::new(file))?;
+            Ok((
+                format!("Restored {n} module(s) exactly as locked in {file}\n"),
+                true,
+            ))
+        }
+        "lock" => {
+            let lock = crate::stack::lock::lock(engine)?;
+            match rest.first() {
+                Some(file) => {
+                    crate::stack::lock::write(std::path::Path::new(file), &lock)?;
+                    Ok((
+                        format!("Locked {} module(s) in {file}\n", lock.modules.len()),
+                        true,
+                    ))
+                }
+                None => Ok((
+                    serde_json::to_string_pretty(&lock).expect("serialisable") + "\n",
+                    true,
+                )),
+            }
         }
         "restore" => {
             let name = rest.first().map_or("default", String::as_str);

@@ -476,3 +476,85 @@ echo \"$LOADEDMODULES\"\n",
     assert!(t.contains("dateutil-old/2.8.2: conflicting versions: python-dateutil requires six>=1.5, the stack gives six 1.4.1"), "{t}");
     assert!(!root.join("software/dateutil-old").exists());
 }
+
+/// `module lock FILE` then `module restore --locked FILE` gives the same set back;
+/// after a prefix file changes, both `restore --locked` and `stack verify` fail and
+/// name the file, and the environment is left as it was.
+#[test]
+fn lock_and_restore_round_trip_and_refuse_changes() {
+    let (_base, spec, root) = setup("lock");
+    assert!(build(&spec, &root, &[]).status.success());
+    let lockfile = root.parent().unwrap().join("job.lock");
+    let tampered = root.join("software/hello/1.0/include/hello.h");
+    let script = format!(
+        "eval \"$({mlmod} init bash)\"\n\
+module use {modules}\n\
+module load greeter\n\
+module lock {lock}\n\
+module purge\n\
+module load hello/2.0\n\
+module restore --locked {lock}; echo \"rc=$? $LOADEDMODULES\"\n\
+echo '// changed' >> {tampered}\n\
+module purge\n\
+module load hello/2.0\n\
+module restore --locked {lock}; echo \"rc=$? $LOADEDMODULES\"\n",
+        mlmod = env!("CARGO_BIN_EXE_mlmod"),
+        modules = root.join("modules").display(),
+        lock = lockfile.display(),
+        tampered = tampered.display(),
+    );
+    let out = Command::new("env")
+        .args([
+            "-i",
+            "HOME=/tmp",
+            "PATH=/usr/bin:/bin",
+            "bash",
+            "--noprofile",
+            "--norc",
+            "-c",
+            &script,
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "rc=0 hello/1.0:greeter/0.1\nrc=1 hello/2.0\n",
+        "{stderr}"
+    );
+    assert!(stderr.contains("Locked 2 module(s) in"), "{stderr}");
+    assert!(
+        stderr.contains("Restored 2 module(s) exactly as locked"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no longer matches what is installed; nothing was loaded"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("changed: {}", tampered.display())),
+        "{stderr}"
+    );
+    let o = mlmod(&["stack", "verify", "--root", root.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains(&format!("changed: {}", tampered.display())),
+        "{}",
+        text(&o)
+    );
+    // The lock names each module's modulefile and prefix digests.
+    let lock: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&lockfile).unwrap()).unwrap();
+    let mods = lock["modules"].as_array().unwrap();
+    assert_eq!(mods.len(), 2);
+    assert_eq!(mods[0]["name"], "hello/1.0");
+    assert_eq!(mods[0]["user"], false);
+    assert!(mods[0]["file_digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    assert!(mods[1]["manifest_digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+}

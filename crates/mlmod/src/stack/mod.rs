@@ -7,11 +7,13 @@
 //! - [`build`]: staging, installing, publishing (rename into place), never modifying a
 //!   published version unless forced;
 //! - [`manifest`]: per-prefix manifests (SHA-256 of every file) and verification;
-//! - [`modulefile`]: the generated Lua modulefile.
+//! - [`modulefile`]: the generated Lua modulefile;
+//! - [`lock`]: pinning the loaded module set (`module lock`, `module restore --locked`).
 //!
 //! The library prints nothing; `mlmod stack ...` renders reports.
 
 pub mod build;
+pub mod lock;
 pub mod manifest;
 pub mod modulefile;
 pub mod spec;
