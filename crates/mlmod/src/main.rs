@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         None | Some("-h" | "--help") => {
             eprintln!(
-                "usage: mlmod init SHELL | mlmod SHELL [ml] SUBCOMMAND [ARGS...]\n       mlmod stack build SPEC --root DIR [--force] | mlmod stack verify --root DIR\nshells: {shells}"
+                "usage: mlmod init SHELL | mlmod SHELL [ml] SUBCOMMAND [ARGS...]\n       mlmod stack build SPEC --root DIR [--force] | mlmod stack verify --root DIR\n       mlmod stack pack --root DIR --out FILE.squashfs|FILE.tar.gz\nshells: {shells}"
             );
             ExitCode::SUCCESS
         }
@@ -76,6 +76,7 @@ fn stack(args: &[String]) -> ExitCode {
         "usage: mlmod stack build SPEC --root DIR [--force] | mlmod stack verify --root DIR";
     let mut root: Option<std::path::PathBuf> = None;
     let mut force = false;
+    let mut out_file: Option<std::path::PathBuf> = None;
     let mut rest: Vec<&str> = Vec::new();
     let mut i = 1;
     while i < args.len() {
@@ -85,6 +86,10 @@ fn stack(args: &[String]) -> ExitCode {
                 i += 1;
             }
             "--force" => force = true,
+            "--out" => {
+                out_file = args.get(i + 1).map(std::path::PathBuf::from);
+                i += 1;
+            }
             a => rest.push(a),
         }
         i += 1;
@@ -109,6 +114,15 @@ fn stack(args: &[String]) -> ExitCode {
         (Some("verify"), []) => build::verify(&root).map(|checked| {
             println!("{} prefix(es) match their manifests", checked.len());
         }),
+        (Some("pack"), []) => match &out_file {
+            Some(out) => build::pack(&root, out).map(|n| {
+                println!("packed {n} package(s) into {}", out.display());
+            }),
+            None => {
+                eprintln!("mlmod stack pack: --out FILE is required\n{usage}");
+                return ExitCode::from(2);
+            }
+        },
         _ => {
             eprintln!("{usage}");
             return ExitCode::from(2);

@@ -558,3 +558,145 @@ module restore --locked {lock}; echo \"rc=$? $LOADEDMODULES\"\n",
         .unwrap()
         .starts_with("sha256:"));
 }
+
+/// A tarball source (one top-level folder, which becomes the prefix), then the stack
+/// packed as a tarball and, when `mksquashfs` is installed, as a squashfs image: both
+/// hold `software/`, `modules/` and `stack-manifest.json`.
+#[test]
+fn tarball_sources_and_pack() {
+    let (base, spec, root) = setup("pack");
+    let src = base.join("tb/tool-3.1");
+    write(&src.join("bin/tool"), "#!/bin/sh\necho tool\n");
+    write(&src.join("share/man/man1/tool.1"), ".TH TOOL 1\n");
+    let tgz = base.join("tool-3.1.tar.gz");
+    let st = Command::new("tar")
+        .args([
+            "-czf",
+            tgz.to_str().unwrap(),
+            "-C",
+            base.join("tb").to_str().unwrap(),
+            "tool-3.1",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut s = SPEC.to_string();
+    s += "\n[[package]]\nname = \"tool\"\nversion = \"3.1\"\ntarball = \"tool-3.1.tar.gz\"\n";
+    write(&spec, &s);
+    let o = build(&spec, &root, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(root.join("software/tool/3.1/bin/tool").is_file());
+    let mf = std::fs::read_to_string(root.join("modules/tool/3.1.lua")).unwrap();
+    assert!(
+        mf.contains("prepend_path(\"MANPATH\", pathJoin(root, \"share/man\"))"),
+        "{mf}"
+    );
+    let out = base.join("stack.tar.gz");
+    let o = mlmod(&[
+        "stack",
+        "pack",
+        "--root",
+        root.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("packed 4 package(s) into {}\n", out.display())
+    );
+    let list = Command::new("tar")
+        .args(["-tzf", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    for want in [
+        "stack-manifest.json",
+        "modules/tool/3.1.lua",
+        "software/tool/3.1/bin/tool",
+        "software/hello/1.0/.mlmod-manifest.json",
+    ] {
+        assert!(
+            list.lines().any(|l| l.trim_end_matches('/') == want),
+            "{want} not in:\n{list}"
+        );
+    }
+    let sm: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("stack-manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(sm["packages"].as_object().unwrap().len(), 4);
+    if which("mksquashfs").as_os_str().is_empty() {
+        eprintln!("SKIPPED squashfs half of tarball_sources_and_pack: mksquashfs not found");
+        return;
+    }
+    let img = base.join("stack.squashfs");
+    let o = mlmod(&[
+        "stack",
+        "pack",
+        "--root",
+        root.to_str().unwrap(),
+        "--out",
+        img.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let l = Command::new("unsquashfs")
+        .args(["-l", img.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let l = String::from_utf8_lossy(&l.stdout);
+    assert!(l.contains("squashfs-root/modules/tool/3.1.lua"), "{l}");
+    assert!(l.contains("squashfs-root/stack-manifest.json"), "{l}");
+    // A tampered prefix is not packed.
+    std::fs::write(root.join("software/tool/3.1/bin/tool"), "x").unwrap();
+    let o = mlmod(&[
+        "stack",
+        "pack",
+        "--root",
+        root.to_str().unwrap(),
+        "--out",
+        img.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("tool/3.1 differs from its manifest"),
+        "{}",
+        text(&o)
+    );
+}
+
+/// A package index that cannot be reached (a closed port on this machine): pip's
+/// reason is reported and nothing is published.
+#[test]
+fn unreachable_index_fails_cleanly() {
+    let base = tmp("offline");
+    let spec = base.join("stack.toml");
+    write(
+        &spec,
+        "[[package]]\nname = \"six\"\nversion = \"1.16.0\"\npip = \"six\"\n",
+    );
+    let root = base.join("root");
+    let o = Command::new(env!("CARGO_BIN_EXE_mlmod"))
+        .args([
+            "stack",
+            "build",
+            spec.to_str().unwrap(),
+            "--root",
+            root.to_str().unwrap(),
+        ])
+        .env("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+        .env("PIP_CONFIG_FILE", "/dev/null")
+        .env("PIP_FIND_LINKS", "")
+        .env("PIP_NO_CACHE_DIR", "1")
+        .env("PIP_RETRIES", "0")
+        .env("PIP_TIMEOUT", "2")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let t = text(&o);
+    assert!(
+        t.contains("six/1.16.0: pip install six==1.16.0 failed"),
+        "{t}"
+    );
+    assert!(!root.join("software/six").exists() && !root.join("modules/six").exists());
+    assert!(!root.join(".staging").exists());
+}

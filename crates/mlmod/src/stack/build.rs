@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use super::manifest::Manifest;
 use super::spec::{PackageSpec, Spec};
+use std::io::Write as _;
+
 use super::{io_err, modulefile, StackError};
 
 /// What happened to one package.
@@ -154,7 +156,53 @@ fn install(spec: &Spec, p: &PackageSpec, staged: &Path) -> Result<(), String> {
     if let Some(dist) = &p.pip {
         return pip_install(spec, p, dist, staged);
     }
+    if let Some(t) = &p.tarball {
+        let path = {
+            let t = PathBuf::from(t);
+            if t.is_absolute() {
+                t
+            } else {
+                spec.base_dir().join(t)
+            }
+        };
+        return unpack(&path, staged);
+    }
     Err("no source".into())
+}
+
+/// Unpacks a tarball into `staged`; if everything in it sits in one top-level folder
+/// (`hello-1.0/...`, the usual layout), that folder's contents become the prefix.
+/// Entries that would land outside (absolute paths, `..`) are refused by `tar`.
+fn unpack(path: &Path, staged: &Path) -> Result<(), String> {
+    let f = std::fs::File::open(path).map_err(|e| format!("tarball {}: {e}", path.display()))?;
+    let name = path.to_string_lossy();
+    let reader: Box<dyn std::io::Read> = if name.ends_with(".gz") || name.ends_with(".tgz") {
+        Box::new(flate2::read::GzDecoder::new(f))
+    } else if name.ends_with(".tar") {
+        Box::new(f)
+    } else {
+        return Err(format!(
+            "tarball {}: expected .tar, .tar.gz or .tgz",
+            path.display()
+        ));
+    };
+    let tmp = staged.with_extension("unpack");
+    std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    tar::Archive::new(reader)
+        .unpack(&tmp)
+        .map_err(|e| format!("tarball {}: {e}", path.display()))?;
+    let top: Vec<PathBuf> = std::fs::read_dir(&tmp)
+        .map_err(|e| format!("{}: {e}", tmp.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let root = match top.as_slice() {
+        [one] if one.is_dir() && !one.is_symlink() => one.clone(),
+        _ => tmp.clone(),
+    };
+    std::fs::rename(&root, staged).map_err(|e| format!("{}: {e}", staged.display()))?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(())
 }
 
 /// The Python interpreter for pip sources: `$MLMOD_PYTHON`, else `python3`.
@@ -301,4 +349,87 @@ pub fn verify(root: &Path) -> Result<Vec<String>, StackError> {
     } else {
         Err(StackError::Verify(problems.join("\n")))
     }
+}
+
+/// `mlmod stack pack --root DIR --out FILE`: verifies every prefix, writes
+/// `ROOT/stack-manifest.json` (every package with its manifest digest), then packs
+/// `software/`, `modules/` and that file into FILE: a squashfs image for `.squashfs` or
+/// `.sqsh` (with `mksquashfs` from Debian's squashfs-tools), else a tarball (`.tar`,
+/// `.tar.gz`). FILE is written to a temporary name and renamed when complete.
+///
+/// # Errors
+/// [`StackError::Verify`] if a prefix differs from its manifest, [`StackError::Build`]
+/// if packing fails.
+pub fn pack(root: &Path, out: &Path) -> Result<usize, StackError> {
+    let checked = verify(root)?;
+    let mut listing = std::collections::BTreeMap::new();
+    for name in &checked {
+        let (n, v) = name.split_once('/').expect("NAME/VERSION");
+        let m = Manifest::read(&root.join("software").join(n).join(v))?;
+        listing.insert(name.clone(), m.digest);
+    }
+    let sm = root.join("stack-manifest.json");
+    let text =
+        serde_json::to_string_pretty(&serde_json::json!({ "format": 1, "packages": listing }))
+            .expect("serialisable");
+    std::fs::write(&sm, text + "\n").map_err(io_err(&sm))?;
+    let fail = |m: String| StackError::Build {
+        package: out.display().to_string(),
+        message: m,
+    };
+    let name = out.to_string_lossy().into_owned();
+    let tmp = out.with_file_name(format!(
+        ".{}.partial",
+        out.file_name()
+            .map_or_else(|| "pack".into(), |f| f.to_string_lossy().into_owned())
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    if name.ends_with(".squashfs") || name.ends_with(".sqsh") {
+        let st = std::process::Command::new("mksquashfs")
+            .arg(root.join("software"))
+            .arg(root.join("modules"))
+            .arg(&sm)
+            .arg(&tmp)
+            .args(["-noappend", "-all-root", "-quiet", "-no-progress"])
+            .output()
+            .map_err(|e| {
+                fail(format!(
+                    "cannot run mksquashfs (apt-get install squashfs-tools): {e}"
+                ))
+            })?;
+        if !st.status.success() {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(fail(format!(
+                "mksquashfs failed: {}",
+                String::from_utf8_lossy(&st.stderr).trim()
+            )));
+        }
+    } else if name.ends_with(".tar") || name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+        let f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        let w: Box<dyn std::io::Write> = if name.ends_with(".tar") {
+            Box::new(f)
+        } else {
+            Box::new(flate2::write::GzEncoder::new(
+                f,
+                flate2::Compression::default(),
+            ))
+        };
+        let mut b = tar::Builder::new(w);
+        b.follow_symlinks(false);
+        let r = b
+            .append_dir_all("software", root.join("software"))
+            .and_then(|()| b.append_dir_all("modules", root.join("modules")))
+            .and_then(|()| b.append_path_with_name(&sm, "stack-manifest.json"))
+            .and_then(|()| b.into_inner().and_then(|mut w| w.flush()));
+        if let Err(e) = r {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(fail(format!("writing the tarball: {e}")));
+        }
+    } else {
+        return Err(fail(
+            "expected FILE ending in .squashfs, .sqsh, .tar, .tar.gz or .tgz".into(),
+        ));
+    }
+    std::fs::rename(&tmp, out).map_err(io_err(out))?;
+    Ok(checked.len())
 }

@@ -10,7 +10,9 @@
 //! depends = ["greeting-data/2.1"] # other packages of this spec, NAME/VERSION
 //! ```
 //!
-//! Each package has exactly one source: `dir` (an existing directory, copied) or `pip`
+//! Each package has exactly one source: `dir` (an existing directory, copied),
+//! `tarball` (a `.tar`, `.tar.gz` or `.tgz` unpacked as the prefix; a single top-level
+//! folder in it is the prefix itself) or `pip`
 //! (a distribution on the package index: `pip = "python-dateutil"` installs
 //! `python-dateutil==VERSION` with pip into its own prefix, without its dependencies,
 //! which must be other packages of the spec listed in `depends`; the interpreter is
@@ -36,6 +38,9 @@ pub struct PackageSpec {
     /// A distribution on the package index (`name` on PyPI).
     #[serde(default)]
     pub pip: Option<String>,
+    /// A tarball (`.tar`, `.tar.gz`, `.tgz`) to unpack as the prefix.
+    #[serde(default)]
+    pub tarball: Option<String>,
     /// One-line description (whatis).
     #[serde(default)]
     pub description: Option<String>,
@@ -123,9 +128,14 @@ impl Spec {
                     p.version
                 )));
             }
-            match (&p.dir, &p.pip) {
-                (Some(_), None) | (None, Some(_)) => {}
-                _ => return Err(bad("needs exactly one source: `dir` or `pip`".into())),
+            let sources = [&p.dir, &p.pip, &p.tarball]
+                .iter()
+                .filter(|s| s.is_some())
+                .count();
+            if sources != 1 {
+                return Err(bad(
+                    "needs exactly one source: `dir`, `tarball` or `pip`".into()
+                ));
             }
             if pkgs.iter().any(|(q, _)| q.full_name() == p.full_name()) {
                 return Err(bad(format!("{} is listed twice", p.full_name())));
@@ -210,7 +220,7 @@ mod tests {
         );
         assert_eq!(
             err("[[package]]\nname = \"a\"\nversion = \"1\"\n"),
-            "stack.toml:1: package \"a\": needs exactly one source: `dir` or `pip`"
+            "stack.toml:1: package \"a\": needs exactly one source: `dir`, `tarball` or `pip`"
         );
         assert!(err("[[package]]\nname = \"a\"\nversion = \"1\"\ndir = \"d\"\n\n[[package]]\nname = \"a b\"\nversion = \"1\"\ndir = \"d\"\n")
             .starts_with("stack.toml:6: package \"a b\": name must be"));
