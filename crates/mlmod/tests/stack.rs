@@ -460,7 +460,10 @@ echo \"$LOADEDMODULES\"\n",
     let o = build(&spec, &root, &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        text(&o).contains("six/99.0.0: pip install six==99.0.0 failed"),
+        text(&o).contains(&format!(
+            "{}:1: six/99.0.0: pip install six==99.0.0 failed",
+            spec.display()
+        )),
         "{}",
         text(&o)
     );

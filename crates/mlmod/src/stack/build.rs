@@ -42,11 +42,18 @@ pub fn build(spec: &Spec, root: &Path, force: bool) -> Result<Vec<(String, Outco
     }
     let mut out = Vec::new();
     let mut result = Ok(());
-    for (p, _line) in &spec.packages {
+    for (p, line) in &spec.packages {
         match build_one(spec, p, root, &staging, force) {
             Ok(o) => out.push((p.full_name(), o)),
             Err(e) => {
-                result = Err(e);
+                // Name the spec line of the package that failed.
+                result = Err(match e {
+                    StackError::Build { package, message } => StackError::Build {
+                        package: format!("{}:{line}: {package}", spec.path.display()),
+                        message,
+                    },
+                    other => other,
+                });
                 break;
             }
         }
