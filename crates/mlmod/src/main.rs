@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         None | Some("-h" | "--help") => {
             eprintln!(
-                "usage: mlmod init SHELL | mlmod SHELL [ml] SUBCOMMAND [ARGS...]\n       mlmod stack build SPEC --root DIR [--force] | mlmod stack verify --root DIR\n       mlmod stack pack --root DIR --out FILE.squashfs|FILE.tar.gz\nshells: {shells}"
+                "usage: mlmod init SHELL | mlmod SHELL [ml] SUBCOMMAND [ARGS...]\n       mlmod stack build SPEC --root DIR [--force] | mlmod stack verify --root DIR\n       mlmod stack pack --root DIR --out FILE.squashfs|FILE.tar.gz\n       mlmod lock [FILE] (module restore --locked FILE loads it back)\nshells: {shells}"
             );
             ExitCode::SUCCESS
         }
@@ -26,6 +26,20 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("stack") => stack(&args[1..]),
+        // `mlmod lock [FILE]`: the same as `module lock [FILE]` (it changes nothing,
+        // so it needs no eval).
+        Some("lock") => {
+            let env = std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect();
+            let out = mlmod::commands::run(env, "bash", &args, false);
+            let _ = std::io::stderr().write_all(out.text.as_bytes());
+            if out.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Some("init") => {
             let Some(sh) = args.get(1).and_then(|s| Shell::parse(s)) else {
                 eprintln!("mlmod init: expected a shell: {shells}");

@@ -703,3 +703,39 @@ fn unreachable_index_fails_cleanly() {
     assert!(!root.join("software/six").exists() && !root.join("modules/six").exists());
     assert!(!root.join(".staging").exists());
 }
+
+/// `mlmod lock FILE` outside the `module` function writes the same lock.
+#[test]
+fn mlmod_lock_needs_no_eval() {
+    let (_base, spec, root) = setup("mlmodlock");
+    assert!(build(&spec, &root, &[]).status.success());
+    let lockfile = root.parent().unwrap().join("a.lock");
+    let script = format!(
+        "eval \"$({m} init bash)\"\nmodule use {modules}\nmodule load hello/2.0\n{m} lock {lock} && echo ok\n",
+        m = env!("CARGO_BIN_EXE_mlmod"),
+        modules = root.join("modules").display(),
+        lock = lockfile.display()
+    );
+    let out = Command::new("env")
+        .args([
+            "-i",
+            "HOME=/tmp",
+            "PATH=/usr/bin:/bin",
+            "bash",
+            "--noprofile",
+            "--norc",
+            "-c",
+            &script,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ok\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lock: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&lockfile).unwrap()).unwrap();
+    assert_eq!(lock["modules"][0]["name"], "hello/2.0");
+}
