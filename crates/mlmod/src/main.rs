@@ -33,7 +33,12 @@ fn main() -> ExitCode {
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
                 .collect();
             let out = mlmod::commands::run(env, "bash", &args, false);
-            let _ = std::io::stderr().write_all(out.text.as_bytes());
+            // Without FILE the lock is the output: stdout here (not eval'd).
+            if args.len() == 1 && out.ok {
+                emit(&out.text);
+            } else {
+                let _ = std::io::stderr().write_all(out.text.as_bytes());
+            }
             if out.ok {
                 ExitCode::SUCCESS
             } else {
@@ -108,6 +113,13 @@ fn stack(args: &[String]) -> ExitCode {
         }
         i += 1;
     }
+    if matches!(
+        args.first().map(String::as_str),
+        None | Some("-h" | "--help")
+    ) {
+        println!("{usage}");
+        return ExitCode::SUCCESS;
+    }
     let Some(root) = root else {
         eprintln!("mlmod stack: --root DIR is required\n{usage}");
         return ExitCode::from(2);
@@ -119,7 +131,9 @@ fn stack(args: &[String]) -> ExitCode {
                 for (name, o) in done {
                     let what = match o {
                         build::Outcome::Published => "published",
-                        build::Outcome::Unchanged => "unchanged",
+                        build::Outcome::Unchanged => {
+                            "unchanged (already published; its sources are not read again)"
+                        }
                         build::Outcome::Replaced => "replaced (--force)",
                     };
                     println!("{name}: {what}");

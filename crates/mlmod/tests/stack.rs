@@ -196,7 +196,8 @@ fn published_versions_are_never_modified_unless_forced() {
     // The same spec again: nothing changes.
     let o = build(&spec, &root, &[]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).starts_with("hello/1.0: unchanged\n"));
+    assert!(String::from_utf8_lossy(&o.stdout)
+        .starts_with("hello/1.0: unchanged (already published; its sources are not read again)\n"));
     assert_eq!(snapshot(&root), before);
     // A changed entry for a published version: refused, nothing touched.
     write(&spec, &SPEC.replacen("Says hello", "Says hi", 1));
@@ -235,6 +236,10 @@ fn verify_names_changed_missing_and_added_files() {
     std::fs::write(p.join("bin/hello"), "#!/bin/sh\necho tampered\n").unwrap();
     std::fs::remove_file(p.join("include/hello.h")).unwrap();
     std::fs::write(p.join("bin/intruder"), "x").unwrap();
+    // A file that lost its executable bit has changed too.
+    use std::os::unix::fs::PermissionsExt;
+    let exe = root.join("software/hello/1.0/bin/hello");
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o644)).unwrap();
     let o = mlmod(&["stack", "verify", "--root", root.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let t = text(&o);
@@ -251,7 +256,8 @@ fn verify_names_changed_missing_and_added_files() {
         t.contains(&format!("added: {}", p.join("bin/intruder").display())),
         "{t}"
     );
-    assert!(!t.contains("hello/1.0 differs"), "{t}");
+    assert!(t.contains(&format!("changed: {}", exe.display())), "{t}");
+    assert!(!t.contains("greeter/0.1 differs"), "{t}");
 }
 
 #[test]
@@ -270,8 +276,9 @@ fn a_failed_build_publishes_nothing_of_the_failing_package() {
         "{}",
         text(&o)
     );
-    assert!(!root.join("software/broken").exists());
-    assert!(!root.join("modules/broken").exists());
+    // All or nothing: the packages before it in the spec were not published either.
+    assert!(!root.join("software").exists(), "nothing published");
+    assert!(!root.join("modules").exists());
     assert!(!root.join(".staging").exists());
     // A spec error names the line.
     write(
@@ -478,6 +485,18 @@ echo \"$LOADEDMODULES\"\n",
     let t = text(&o);
     assert!(t.contains("dateutil-old/2.8.2: conflicting versions: python-dateutil requires six>=1.5, the stack gives six 1.4.1"), "{t}");
     assert!(!root.join("software/dateutil-old").exists());
+    // A requirement the spec does not give at all.
+    write(
+        &spec,
+        "[[package]]\nname = \"python-dateutil\"\nversion = \"2.8.2\"\npip = \"python-dateutil\"\n",
+    );
+    let o = build(&spec, &root, &["--force"]);
+    assert_eq!(o.status.code(), Some(1));
+    let t = text(&o);
+    assert!(
+        t.contains("python-dateutil requires six>=1.5: add them to the spec and to this package's `depends`"),
+        "{t}"
+    );
 }
 
 /// `module lock FILE` then `module restore --locked FILE` gives the same set back;
@@ -624,9 +643,15 @@ fn tarball_sources_and_pack() {
             "{want} not in:\n{list}"
         );
     }
-    let sm: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root.join("stack-manifest.json")).unwrap())
-            .unwrap();
+    assert!(
+        !root.join("stack-manifest.json").exists(),
+        "only in the image"
+    );
+    let sm = Command::new("tar")
+        .args(["-xzOf", out.to_str().unwrap(), "stack-manifest.json"])
+        .output()
+        .unwrap();
+    let sm: serde_json::Value = serde_json::from_slice(&sm.stdout).unwrap();
     assert_eq!(sm["packages"].as_object().unwrap().len(), 4);
     if which("mksquashfs").as_os_str().is_empty() {
         eprintln!("SKIPPED squashfs half of tarball_sources_and_pack: mksquashfs not found");

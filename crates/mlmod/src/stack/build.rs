@@ -1,9 +1,11 @@
 //! Building and publishing a stack.
 //!
-//! Every package is built in `ROOT/.staging/` (prefix, manifest and modulefile) and only
-//! then renamed into `ROOT/software/NAME/VERSION` and `ROOT/modules/NAME/VERSION.lua`, so
-//! that a failed or killed build leaves the published stack as it was (a killed build
-//! leaves its staging folder, which the next build removes). A published version is
+//! Every package of the spec is first installed into `ROOT/.staging/` (prefix and
+//! manifest); only when all of them succeeded are they renamed into
+//! `ROOT/software/NAME/VERSION`, each followed by its modulefile
+//! `ROOT/modules/NAME/VERSION.lua`. A failed build publishes nothing; a build killed
+//! while installing leaves the published stack as it was (and a staging folder, which
+//! the next build removes); one killed while publishing leaves whole packages published. A published version is
 //! never modified: building it again with the same spec entry does nothing, with a
 //! different one is an error unless forced, and forcing keeps the old prefix until the
 //! new one is complete. Folder renames are atomic on one file system; the prefix is
@@ -29,102 +31,164 @@ pub enum Outcome {
 }
 
 /// Builds every package of `spec` under `root`, in dependency order; `force` allows
-/// replacing a published version whose spec entry changed. Stops at the first failure
-/// (packages published before it stay published; the failing one leaves no trace).
+/// replacing a published version whose spec entry changed. All packages are installed
+/// into staging first; only when every one succeeded are they published (renamed into
+/// place, one package at a time). On any failure nothing of this build is published.
 ///
 /// # Errors
-/// [`StackError::Build`] naming the package, [`StackError::Io`].
+/// [`StackError::Build`] naming the spec line and package, [`StackError::Io`].
 pub fn build(spec: &Spec, root: &Path, force: bool) -> Result<Vec<(String, Outcome)>, StackError> {
     let staging = root.join(".staging");
     // A killed earlier build may have left staging folders: they were never published.
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
     }
-    let mut out = Vec::new();
-    let mut result = Ok(());
-    for (p, line) in &spec.packages {
-        match build_one(spec, p, root, &staging, force) {
-            Ok(o) => out.push((p.full_name(), o)),
-            Err(e) => {
-                // Name the spec line of the package that failed.
-                result = Err(match e {
-                    StackError::Build { package, message } => StackError::Build {
-                        package: format!("{}:{line}: {package}", spec.path.display()),
-                        message,
-                    },
-                    other => other,
-                });
-                break;
-            }
-        }
-    }
-    // Each package removes its own staging folder; remove the (now empty) parent.
-    let _ = std::fs::remove_dir(&staging);
-    result.map(|()| out)
+    let result = stage_and_publish(spec, root, &staging, force);
+    let _ = std::fs::remove_dir_all(&staging);
+    result
 }
 
-fn build_one(
+/// One package's plan: already there, or staged in `work` and to be published.
+enum Step {
+    Unchanged { finish_modulefile: bool },
+    Staged { work: PathBuf, replace: bool },
+}
+
+fn stage_and_publish(
+    spec: &Spec,
+    root: &Path,
+    staging: &Path,
+    force: bool,
+) -> Result<Vec<(String, Outcome)>, StackError> {
+    let mut steps: Vec<(&PackageSpec, Step)> = Vec::new();
+    for (p, line) in &spec.packages {
+        let step = stage(spec, p, root, staging, force).map_err(|e| match e {
+            // Name the spec line of the package that failed.
+            StackError::Build { package, message } => StackError::Build {
+                package: format!("{}:{line}: {package}", spec.path.display()),
+                message,
+            },
+            other => other,
+        })?;
+        steps.push((p, step));
+    }
+    let mut out = Vec::new();
+    for (p, step) in steps {
+        let prefix = prefix_of(root, p);
+        let modfile = modulefile_of(root, p);
+        let outcome = match step {
+            Step::Unchanged { finish_modulefile } => {
+                if finish_modulefile {
+                    publish_modulefile(p, &prefix, &prefix, &modfile, staging)?;
+                }
+                Outcome::Unchanged
+            }
+            Step::Staged { work, replace } => {
+                let staged = work.join("prefix");
+                let parent = prefix.parent().expect("software/NAME");
+                std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+                if replace {
+                    // Keep the old prefix until the new one is in place.
+                    let old = work.join("old");
+                    std::fs::rename(&prefix, &old).map_err(io_err(&prefix))?;
+                    if let Err(e) = std::fs::rename(&staged, &prefix) {
+                        let _ = std::fs::rename(&old, &prefix);
+                        return Err(io_err(&prefix)(e));
+                    }
+                } else {
+                    std::fs::rename(&staged, &prefix).map_err(io_err(&prefix))?;
+                }
+                publish_modulefile(p, &prefix, &prefix, &modfile, &work)?;
+                let _ = std::fs::remove_dir_all(&work);
+                if replace {
+                    Outcome::Replaced
+                } else {
+                    Outcome::Published
+                }
+            }
+        };
+        out.push((p.full_name(), outcome));
+    }
+    Ok(out)
+}
+
+fn prefix_of(root: &Path, p: &PackageSpec) -> PathBuf {
+    root.join("software").join(&p.name).join(&p.version)
+}
+
+fn modulefile_of(root: &Path, p: &PackageSpec) -> PathBuf {
+    root.join("modules")
+        .join(&p.name)
+        .join(format!("{}.lua", p.version))
+}
+
+/// The spec fields in which two entries differ.
+fn changed_fields(a: &PackageSpec, b: &PackageSpec) -> Vec<String> {
+    let (a, b) = (
+        serde_json::to_value(a).expect("serialisable"),
+        serde_json::to_value(b).expect("serialisable"),
+    );
+    let keys: std::collections::BTreeSet<&String> = a
+        .as_object()
+        .into_iter()
+        .chain(b.as_object())
+        .flat_map(|m| m.keys())
+        .collect();
+    keys.into_iter()
+        .filter(|k| a.get(k.as_str()) != b.get(k.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// Decides what to do with `p` and, if it is to be built, installs it into staging.
+fn stage(
     spec: &Spec,
     p: &PackageSpec,
     root: &Path,
     staging: &Path,
     force: bool,
-) -> Result<Outcome, StackError> {
+) -> Result<Step, StackError> {
     let name = p.full_name();
     let fail = |m: String| StackError::Build {
         package: name.clone(),
         message: m,
     };
-    let prefix = root.join("software").join(&p.name).join(&p.version);
-    let modfile = root
-        .join("modules")
-        .join(&p.name)
-        .join(format!("{}.lua", p.version));
+    let prefix = prefix_of(root, p);
     let existing = prefix.exists();
     if existing {
         match Manifest::read(&prefix) {
-            Ok(m) if m.spec == *p && modfile.exists() => return Ok(Outcome::Unchanged),
             Ok(m) if m.spec == *p => {
-                // Published prefix, missing modulefile (a build killed between the two
-                // renames): finish publishing it.
-                publish_modulefile(p, &prefix, &prefix, &modfile, staging).map_err(|e| fail(e.to_string()))?;
-                return Ok(Outcome::Unchanged);
+                // A published prefix without its modulefile (a build killed between
+                // the two renames) gets the modulefile now.
+                return Ok(Step::Unchanged {
+                    finish_modulefile: !modulefile_of(root, p).exists(),
+                });
             }
-            _ if !force => {
+            Ok(m) if !force => {
                 return Err(fail(format!(
-                    "{} is already published from a different spec entry; versions are never modified (rebuild with --force)",
+                    "{} is already published and its spec entry changed ({}); versions are never modified (rebuild with --force)",
+                    prefix.display(),
+                    changed_fields(&m.spec, p).join(", ")
+                )))
+            }
+            Err(_) if !force => {
+                return Err(fail(format!(
+                    "{} exists without a readable manifest; versions are never modified (rebuild with --force)",
                     prefix.display()
                 )))
             }
             _ => {}
         }
     }
-    let work = staging.join(format!("{}-{}-{}", p.name, p.version, std::process::id()));
+    let work = staging.join(format!("{}-{}", p.name, p.version));
     std::fs::create_dir_all(&work).map_err(io_err(&work))?;
     let staged = work.join("prefix");
-    let result = (|| -> Result<Outcome, StackError> {
-        install(spec, p, &staged).map_err(|e| fail(e.to_string()))?;
-        Manifest::of(&staged, p)?.write(&staged)?;
-        let parent = prefix.parent().expect("software/NAME");
-        std::fs::create_dir_all(parent).map_err(io_err(parent))?;
-        let outcome = if existing {
-            // Keep the old prefix until the new one is in place.
-            let old = work.join("old");
-            std::fs::rename(&prefix, &old).map_err(io_err(&prefix))?;
-            if let Err(e) = std::fs::rename(&staged, &prefix) {
-                let _ = std::fs::rename(&old, &prefix);
-                return Err(io_err(&prefix)(e));
-            }
-            Outcome::Replaced
-        } else {
-            std::fs::rename(&staged, &prefix).map_err(io_err(&prefix))?;
-            Outcome::Published
-        };
-        publish_modulefile(p, &prefix, &prefix, &modfile, &work)?;
-        Ok(outcome)
-    })();
-    let _ = std::fs::remove_dir_all(&work);
-    result
+    install(spec, p, &staged).map_err(|e| fail(e.to_string()))?;
+    Manifest::of(&staged, p)?.write(&staged)?;
+    Ok(Step::Staged {
+        work,
+        replace: existing,
+    })
 }
 
 /// Writes the modulefile to a temporary file in `tmp_dir`, then renames it into place.
@@ -273,8 +337,9 @@ fn pip_install(spec: &Spec, p: &PackageSpec, dist: &str, staged: &Path) -> Resul
 }
 
 /// Checks an installed distribution's requirements against the stack's versions:
-/// argv = prefix, distribution, then NAME=VERSION for each stack dependency. Uses the
-/// `packaging` library that pip vendors; prints the conflicts and exits 1.
+/// argv = prefix, distribution, then NAME=VERSION for each stack dependency. Every
+/// requirement (whose marker applies) must be a listed dependency whose version it
+/// accepts. Uses the `packaging` library (pip vendors one); exits 1 with the reason.
 const REQUIREMENTS_CHECK: &str = r#"
 import sys, glob, importlib.metadata as md
 try:
@@ -289,16 +354,20 @@ paths = glob.glob(prefix + "/lib/python*/site-packages")
 found = [d for d in md.distributions(path=paths) if norm(d.metadata["Name"]) == norm(dist)]
 if not found:
     sys.exit("pip installed nothing named %s" % dist)
-bad = []
+bad, missing = [], []
 for r in found[0].requires or []:
     req = Requirement(r)
     if req.marker is not None and not req.marker.evaluate({"extra": ""}):
         continue
     v = given.get(norm(req.name))
-    if v is not None and not req.specifier.contains(v, prereleases=True):
+    if v is None:
+        missing.append(str(req))
+    elif not req.specifier.contains(v, prereleases=True):
         bad.append("%s requires %s, the stack gives %s %s" % (dist, req, req.name, v))
 if bad:
     sys.exit("conflicting versions: " + "; ".join(bad))
+if missing:
+    sys.exit("%s requires %s: add them to the spec and to this package's `depends`" % (dist, ", ".join(missing)))
 "#;
 
 /// Copies a tree: folders, files (with their permissions) and symbolic links as links.
@@ -358,9 +427,9 @@ pub fn verify(root: &Path) -> Result<Vec<String>, StackError> {
     }
 }
 
-/// `mlmod stack pack --root DIR --out FILE`: verifies every prefix, writes
-/// `ROOT/stack-manifest.json` (every package with its manifest digest), then packs
-/// `software/`, `modules/` and that file into FILE: a squashfs image for `.squashfs` or
+/// `mlmod stack pack --root DIR --out FILE`: verifies every prefix, then packs
+/// `software/`, `modules/` and a `stack-manifest.json` (every package with its manifest
+/// digest) into FILE: a squashfs image for `.squashfs` or
 /// `.sqsh` (with `mksquashfs` from Debian's squashfs-tools), else a tarball (`.tar`,
 /// `.tar.gz`). FILE is written to a temporary name and renamed when complete.
 ///
@@ -375,11 +444,21 @@ pub fn pack(root: &Path, out: &Path) -> Result<usize, StackError> {
         let m = Manifest::read(&root.join("software").join(n).join(v))?;
         listing.insert(name.clone(), m.digest);
     }
-    let sm = root.join("stack-manifest.json");
+    // The stack manifest goes into the image only (a copy in ROOT would go stale).
+    let pack_dir = root.join(".staging").join("pack");
+    std::fs::create_dir_all(&pack_dir).map_err(io_err(&pack_dir))?;
+    let sm = pack_dir.join("stack-manifest.json");
     let text =
         serde_json::to_string_pretty(&serde_json::json!({ "format": 1, "packages": listing }))
             .expect("serialisable");
     std::fs::write(&sm, text + "\n").map_err(io_err(&sm))?;
+    let result = pack_into(root, out, &sm);
+    let _ = std::fs::remove_dir_all(&pack_dir);
+    let _ = std::fs::remove_dir(root.join(".staging"));
+    result.map(|()| checked.len())
+}
+
+fn pack_into(root: &Path, out: &Path, sm: &Path) -> Result<(), StackError> {
     let fail = |m: String| StackError::Build {
         package: out.display().to_string(),
         message: m,
@@ -395,7 +474,7 @@ pub fn pack(root: &Path, out: &Path) -> Result<usize, StackError> {
         let st = std::process::Command::new("mksquashfs")
             .arg(root.join("software"))
             .arg(root.join("modules"))
-            .arg(&sm)
+            .arg(sm)
             .arg(&tmp)
             .args(["-noappend", "-all-root", "-quiet", "-no-progress"])
             .output()
@@ -426,7 +505,7 @@ pub fn pack(root: &Path, out: &Path) -> Result<usize, StackError> {
         let r = b
             .append_dir_all("software", root.join("software"))
             .and_then(|()| b.append_dir_all("modules", root.join("modules")))
-            .and_then(|()| b.append_path_with_name(&sm, "stack-manifest.json"))
+            .and_then(|()| b.append_path_with_name(sm, "stack-manifest.json"))
             .and_then(|()| b.into_inner().and_then(|mut w| w.flush()));
         if let Err(e) = r {
             let _ = std::fs::remove_file(&tmp);
@@ -437,6 +516,5 @@ pub fn pack(root: &Path, out: &Path) -> Result<usize, StackError> {
             "expected FILE ending in .squashfs, .sqsh, .tar, .tar.gz or .tgz".into(),
         ));
     }
-    std::fs::rename(&tmp, out).map_err(io_err(out))?;
-    Ok(checked.len())
+    std::fs::rename(&tmp, out).map_err(io_err(out))
 }

@@ -22,8 +22,8 @@ pub struct Manifest {
     pub spec: PackageSpec,
     /// The packages it depends on, `NAME/VERSION`, as resolved.
     pub depends: Vec<String>,
-    /// Path relative to the prefix → `sha256:HEX` of the content (of the target for a
-    /// symbolic link: `symlink:TARGET`).
+    /// Path relative to the prefix → `sha256:HEX` of the content, with ` +x` for an
+    /// executable file (`symlink:TARGET` for a symbolic link).
     pub files: BTreeMap<String, String>,
     /// `sha256:HEX` over the sorted `path digest` lines of `files`.
     pub digest: String,
@@ -62,8 +62,12 @@ pub fn digest_tree(prefix: &Path) -> Result<BTreeMap<String, String>, StackError
             } else if ft.is_dir() {
                 stack.push(p);
             } else {
+                use std::os::unix::fs::PermissionsExt;
                 let bytes = std::fs::read(&p).map_err(io_err(&p))?;
-                out.insert(rel, sha256(&bytes));
+                let mode = e.metadata().map_err(io_err(&p))?.permissions().mode();
+                // The executable bit matters as much as the content.
+                let exec = if mode & 0o111 != 0 { " +x" } else { "" };
+                out.insert(rel, format!("{}{exec}", sha256(&bytes)));
             }
         }
     }
