@@ -164,20 +164,35 @@ echo \"$LOADEDMODULES\"\n",
         mlmod = env!("CARGO_BIN_EXE_mlmod"),
         modules = root.join("modules").display()
     );
-    let out = Command::new("env")
-        .args([
-            "-i",
-            &format!("PATH={}:/usr/bin:/bin", python.parent().unwrap().display()),
-        ])
-        .args(["bash", "--noprofile", "--norc", "-c", &script])
-        .output()
-        .unwrap();
+    let out = clean_bash(python.parent(), &script);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "1.0\nhello 1.0\n2.0\nhello/1.0:greeter/0.1\n",
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Runs `script` in `env -i HOME=/tmp PATH=[extra:]/usr/bin:/bin bash --noprofile
+/// --norc -c`.
+fn clean_bash(extra_path: Option<&Path>, script: &str) -> Output {
+    let path = match extra_path {
+        Some(p) => format!("PATH={}:/usr/bin:/bin", p.display()),
+        None => "PATH=/usr/bin:/bin".to_string(),
+    };
+    Command::new("env")
+        .args([
+            "-i",
+            "HOME=/tmp",
+            &path,
+            "bash",
+            "--noprofile",
+            "--norc",
+            "-c",
+            script,
+        ])
+        .output()
+        .unwrap()
 }
 
 fn which(cmd: &str) -> PathBuf {
@@ -442,15 +457,7 @@ echo \"$LOADEDMODULES\"\n",
         mlmod = env!("CARGO_BIN_EXE_mlmod"),
         modules = root.join("modules").display()
     );
-    let out = Command::new("env")
-        .args([
-            "-i",
-            "HOME=/tmp",
-            &format!("PATH={}:/usr/bin:/bin", python.parent().unwrap().display()),
-        ])
-        .args(["bash", "--noprofile", "--norc", "-c", &script])
-        .output()
-        .unwrap();
+    let out = clean_bash(python.parent(), &script);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "1.15.0\n1.16.0\n2.8.2 1.16.0\nsix/1.16.0:python-dateutil/2.8.2\n",
@@ -525,19 +532,7 @@ module restore --locked {lock}; echo \"rc=$? $LOADEDMODULES\"\n",
         lock = lockfile.display(),
         tampered = tampered.display(),
     );
-    let out = Command::new("env")
-        .args([
-            "-i",
-            "HOME=/tmp",
-            "PATH=/usr/bin:/bin",
-            "bash",
-            "--noprofile",
-            "--norc",
-            "-c",
-            &script,
-        ])
-        .output()
-        .unwrap();
+    let out = clean_bash(None, &script);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
@@ -741,19 +736,7 @@ fn mlmod_lock_needs_no_eval() {
         modules = root.join("modules").display(),
         lock = lockfile.display()
     );
-    let out = Command::new("env")
-        .args([
-            "-i",
-            "HOME=/tmp",
-            "PATH=/usr/bin:/bin",
-            "bash",
-            "--noprofile",
-            "--norc",
-            "-c",
-            &script,
-        ])
-        .output()
-        .unwrap();
+    let out = clean_bash(None, &script);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "ok\n",

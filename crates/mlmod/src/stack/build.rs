@@ -211,14 +211,7 @@ fn publish_modulefile(
 /// Installs `p` into `staged` (which must not exist).
 fn install(spec: &Spec, p: &PackageSpec, staged: &Path) -> Result<(), String> {
     if let Some(dir) = &p.dir {
-        let src = {
-            let d = PathBuf::from(dir);
-            if d.is_absolute() {
-                d
-            } else {
-                spec.base_dir().join(d)
-            }
-        };
+        let src = spec.resolve(dir);
         if !src.is_dir() {
             return Err(format!("dir {}: not a directory", src.display()));
         }
@@ -228,15 +221,7 @@ fn install(spec: &Spec, p: &PackageSpec, staged: &Path) -> Result<(), String> {
         return pip_install(spec, p, dist, staged);
     }
     if let Some(t) = &p.tarball {
-        let path = {
-            let t = PathBuf::from(t);
-            if t.is_absolute() {
-                t
-            } else {
-                spec.base_dir().join(t)
-            }
-        };
-        return unpack(&path, staged);
+        return unpack(&spec.resolve(t), staged);
     }
     Err("no source".into())
 }

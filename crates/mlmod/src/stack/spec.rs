@@ -188,6 +188,16 @@ impl Spec {
             .parent()
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
     }
+
+    /// A source path as the spec gives it: absolute, or relative to the spec's folder.
+    pub fn resolve(&self, path: &str) -> PathBuf {
+        let p = PathBuf::from(path);
+        if p.is_absolute() {
+            p
+        } else {
+            self.base_dir().join(p)
+        }
+    }
 }
 
 #[cfg(test)]
