@@ -113,15 +113,29 @@ pub fn read(engine: &Engine, name: &str) -> Result<Collection, ModError> {
 /// nothing changes: the command is all or nothing).
 pub fn restore(engine: &Engine, name: &str) -> Result<(), ModError> {
     let c = read(engine, name)?;
-    engine.purge()?;
-    engine.set_modulepath(c.modulepath.as_deref());
     let names: Vec<String> = c
         .modules
         .iter()
         .filter(|m| m.user)
         .map(|m| m.name.clone())
         .collect();
-    engine.load(&names)
+    load_set(engine, c.modulepath.as_deref(), &names)
+}
+
+/// Replaces the loaded modules: purge, set MODULEPATH (unset for `None`), load `names`
+/// (the modules the user loaded; their dependencies come with them). Used by
+/// `restore` and `restore --locked`.
+///
+/// # Errors
+/// A load error (the command is a transaction: nothing changes).
+pub fn load_set(
+    engine: &Engine,
+    modulepath: Option<&str>,
+    names: &[String],
+) -> Result<(), ModError> {
+    engine.purge()?;
+    engine.set_modulepath(modulepath);
+    engine.load(names)
 }
 
 /// Names of the saved collections, sorted.

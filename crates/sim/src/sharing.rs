@@ -407,30 +407,30 @@ impl Study {
             .map(|p| (p.memory_mib, p.name.clone()))
             .collect();
         let any_shared = (0..plan.len()).any(|i| plan.devices(i).iter().any(|d| d.is_shared()));
+        // The smallest MIG instance of the plan that holds `need` MiB.
+        let smallest_fit = |need: u64| {
+            mig_resources
+                .iter()
+                .filter(|(mem, _)| *mem >= need)
+                .min_by_key(|(mem, _)| *mem)
+                .map(|(_, name)| name.clone())
+        };
         self.pods
             .iter()
             .map(|p| {
                 let req = match (mode, p.gpu) {
                     // One's own configuration: pods ask as they would on such a
-                    // cluster: whole GPUs by count (a replica, on a time-sliced node);
-                    // a share as memory where devices are shared, else as the
+                    // cluster: whole GPUs by count (below; a replica, on a time-sliced
+                    // node); a share as memory where devices are shared, else as the
                     // smallest MIG instance there is, else as a whole GPU.
-                    (SharingMode::Custom, GpuRequest::Whole(n)) => ShareRequest::Devices {
-                        resource: gpu,
-                        count: n,
-                    },
                     (SharingMode::Custom, GpuRequest::Shared(m)) => {
                         let need = share_mib(&self.spec, m);
-                        let fit = mig_resources
-                            .iter()
-                            .filter(|(mem, _)| *mem >= need)
-                            .min_by_key(|(mem, _)| *mem);
-                        match fit {
+                        match smallest_fit(need) {
                             _ if any_shared => ShareRequest::Memory {
                                 mib: need,
                                 compute_milli: u32::from(m),
                             },
-                            Some((_, name)) => ShareRequest::Devices {
+                            Some(name) => ShareRequest::Devices {
                                 resource: plan.intern(&format!("nvidia.com/mig-{name}")),
                                 count: 1,
                             },
@@ -463,17 +463,12 @@ impl Study {
                     }
                     (SharingMode::Mig | SharingMode::MigAll1g, GpuRequest::Shared(m)) => {
                         let need = share_mib(&self.spec, m);
-                        let fit = mig_resources
-                            .iter()
-                            .filter(|(mem, _)| *mem >= need)
-                            .min_by_key(|(mem, _)| *mem);
                         // The smallest instance the geometry has, else the smallest
                         // profile that would hold it (which no node advertises: refused).
-                        let name = match fit {
-                            Some((_, name)) => name.to_string(),
-                            None => smallest_profile(&self.spec, need)
-                                .map_or_else(|| "none".to_string(), |p| p.name.clone()),
-                        };
+                        let name = smallest_fit(need).unwrap_or_else(|| {
+                            smallest_profile(&self.spec, need)
+                                .map_or_else(|| "none".to_string(), |p| p.name.clone())
+                        });
                         ShareRequest::Devices {
                             resource: plan.intern(&format!("nvidia.com/mig-{name}")),
                             count: 1,

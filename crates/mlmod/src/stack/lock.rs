@@ -182,15 +182,13 @@ pub fn restore(engine: &Engine, path: &Path) -> Result<usize, ModError> {
                 .join("\n  ")
         )));
     }
-    engine.purge()?;
-    engine.set_modulepath(lock.modulepath.as_deref());
     let names: Vec<String> = lock
         .modules
         .iter()
         .filter(|m| m.user)
         .map(|m| m.name.clone())
         .collect();
-    engine.load(&names)?;
+    crate::collection::load_set(engine, lock.modulepath.as_deref(), &names)?;
     let got: Vec<(String, String)> = engine
         .loaded()
         .iter()
