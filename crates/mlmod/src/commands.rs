@@ -631,7 +631,7 @@ fn raw_description_of(w: &[String]) -> String {
 const RULE: &str = "----------------------------------------------------------------------------";
 
 fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModError> {
-    let (tree, needs) = engine.hierarchy(false);
+    let (tree, needs) = engine.hierarchy();
     // Every visible version of every name, across the hierarchy, without repeats.
     let mut by_name: std::collections::BTreeMap<String, Vec<&ModuleFile>> = Default::default();
     for f in tree.visible() {
@@ -732,43 +732,74 @@ fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModEr
     Ok(out)
 }
 
+/// What `keyword` learned from one modulefile's text.
+enum Scan {
+    /// Neither its name nor its text holds a word.
+    Miss,
+    /// A candidate, with its whatis lines read off the text.
+    Whatis(Vec<String>),
+    /// A candidate whose whatis lines only evaluating it can tell.
+    Eval,
+}
+
+/// Whether `hay` contains `needle` (already lowercase), ignoring ASCII case as Lmod's
+/// `string.lower` does, without allocating.
+fn contains_ascii_ci(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let Some((&first, rest)) = n.split_first() else {
+        return true;
+    };
+    if h.len() < n.len() {
+        return false;
+    }
+    let upper = first.to_ascii_uppercase();
+    (0..=h.len() - n.len()).any(|i| {
+        (h[i] == first || h[i] == upper)
+            && h[i + 1..i + n.len()]
+                .iter()
+                .zip(rest)
+                .all(|(a, b)| a.to_ascii_lowercase() == *b)
+    })
+}
+
 /// `module keyword`: modules whose name or whatis text contains any of the words
 /// (case-insensitive), grouped by name as Lmod prints them, with each name's
 /// description.
 fn keyword(engine: &Engine, words: &[String]) -> String {
-    let (tree, _) = engine.hierarchy(true);
     // Lmod lowercases with Lua's string.lower: ASCII letters only.
     let words: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
-    let any_word = |hay: &str| words.iter().any(|w| hay.contains(w.as_str()));
-    let mut hits: std::collections::BTreeMap<String, (Vec<&ModuleFile>, String)> =
-        Default::default();
-    let matches = |f: &ModuleFile, whatis: &[String]| {
-        any_word(&f.full_name().to_ascii_lowercase())
-            || whatis.iter().any(|l| any_word(&l.to_ascii_lowercase()))
-    };
+    let any_word = |hay: &str| words.iter().any(|w| contains_ascii_ci(hay, w));
     // Only files whose name or text holds a word can match (documented in compat.md):
-    // evaluating every modulefile would cost as much as Lmod without its cache. The
-    // hierarchy walk kept every text; files whose whatis lines are literals are read
-    // here, the rest are evaluated.
-    let mut lower = String::new();
+    // evaluating every modulefile would cost as much as Lmod without its cache. Each
+    // text is looked at on the reader threads as the hierarchy walk reads it: files
+    // whose whatis lines are literals are read there, the rest are evaluated here.
+    let (tree, _, scanned) = engine.hierarchy_scan(|name, text| {
+        if !any_word(name) && !any_word(text) {
+            return Scan::Miss;
+        }
+        match crate::literal::literal_whatis(text) {
+            Some(w) => Scan::Whatis(w),
+            None => Scan::Eval,
+        }
+    });
+    let matches = |f: &ModuleFile, whatis: &[String]| {
+        any_word(&f.full_name()) || whatis.iter().any(|l| any_word(l))
+    };
     // (position in the listing, file, whatis lines)
     let mut matched: Vec<(usize, &ModuleFile, Vec<String>)> = Vec::new();
     let mut to_eval: Vec<(usize, &ModuleFile)> = Vec::new();
+    let mut scanned = scanned;
     for (i, f) in tree.visible().enumerate() {
-        let name_hit = any_word(&f.full_name().to_ascii_lowercase());
-        let text = engine.read_text(&f.path).ok();
-        let text_hit = text.as_deref().is_some_and(|t| {
-            lower.clear();
-            lower.push_str(t);
-            lower.make_ascii_lowercase();
-            any_word(&lower)
-        });
-        if !name_hit && !text_hit {
-            continue;
-        }
-        match text.as_deref().and_then(crate::literal::literal_whatis) {
-            Some(w) => matched.push((i, f, w)),
-            None => to_eval.push((i, f)),
+        match scanned.remove(f.path.as_os_str()) {
+            Some(Scan::Miss) => {}
+            Some(Scan::Whatis(w)) => matched.push((i, f, w)),
+            Some(Scan::Eval) => to_eval.push((i, f)),
+            // Unreadable: only its name can match; evaluating reports the error.
+            None => {
+                if any_word(&f.full_name()) {
+                    to_eval.push((i, f))
+                }
+            }
         }
     }
     let owned: Vec<ModuleFile> = to_eval.iter().map(|(_, f)| (*f).clone()).collect();
@@ -779,15 +810,16 @@ fn keyword(engine: &Engine, words: &[String]) -> String {
             .zip(evaluated)
             .map(|((i, f), w)| (i, f, w)),
     );
+    let mut hits: std::collections::BTreeMap<String, (Vec<&ModuleFile>, String)> =
+        Default::default();
     // In listing order, so that each name's description comes from its first match.
     matched.sort_by_key(|m| m.0);
     for (_, f, whatis) in matched {
         if !matches(f, &whatis) {
             continue;
         }
-        let name = f.full_name();
         let e = hits.entry(format!("{}/", f.sn)).or_default();
-        if !e.0.iter().any(|g| g.full_name() == name) {
+        if !e.0.iter().any(|g| g.version == f.version) {
             e.0.push(f);
         }
         if e.1.is_empty() {

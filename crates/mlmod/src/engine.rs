@@ -10,7 +10,7 @@
 //! `os.date`, `os.time`, ...), and no `io`, `require` or `os.execute`.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -1001,7 +1001,7 @@ impl Engine {
     /// ([`crate::literal::literal_whatis`]); the rest are evaluated, large batches on
     /// two threads, each with its own engine (Lua states are not shared).
     pub fn whatis_many(&self, files: &[ModuleFile]) -> Vec<Vec<String>> {
-        self.prefetch(files.iter().map(|f| f.path.as_path()));
+        self.prefetch(files);
         let mut out: Vec<Option<Vec<String>>> = files
             .iter()
             .map(|f| {
@@ -1094,47 +1094,51 @@ impl Engine {
     /// The whole module hierarchy reachable from MODULEPATH (`module spider`): the
     /// folders in the order found, each with the modules that must be loaded to reach
     /// it (empty for MODULEPATH itself). A modulefile is evaluated (in spider mode) only
-    /// if its text mentions MODULEPATH. `keep_texts` keeps every text read in the
-    /// command's cache, for callers that read them all again.
-    pub fn hierarchy(&self, keep_texts: bool) -> (Tree, Vec<Vec<String>>) {
+    /// if its text mentions MODULEPATH.
+    pub fn hierarchy(&self) -> (Tree, Vec<Vec<String>>) {
+        let (tree, needs, _) = self.hierarchy_scan(|_, _| ());
+        (tree, needs)
+    }
+
+    /// [`Engine::hierarchy`], also applying `scan` to the text of every modulefile as
+    /// it is read, on the reader threads, so that listings that look into every file
+    /// (keyword) neither keep the texts nor read them twice. The third value maps each
+    /// modulefile's path to what `scan` gave; a file that could not be read (or is not
+    /// UTF-8) has no entry.
+    pub fn hierarchy_scan<T: Send>(
+        &self,
+        scan: impl Fn(&str, &str) -> T + Sync,
+    ) -> (Tree, Vec<Vec<String>>, HashMap<std::ffi::OsString, T>) {
         let start = self.inner.borrow().modulepath_dirs.clone();
         let mut tree = Tree::default();
         let mut needs: Vec<Vec<String>> = Vec::new();
+        let mut scanned: HashMap<std::ffi::OsString, T> = HashMap::new();
         let mut queue: std::collections::VecDeque<(PathBuf, Vec<String>)> =
             start.into_iter().map(|d| (d, Vec::new())).collect();
+        let read = |name: &str, text: &str| (text.contains("MODULEPATH"), scan(name, text));
         while let Some((dir, need)) = queue.pop_front() {
             if tree.dirs.contains(&dir) || tree.dirs.len() > 10_000 {
                 continue;
             }
             let idx = tree.dirs.len();
-            tree.push_dir(dir, self);
+            let mut opens: HashSet<std::ffi::OsString> = HashSet::new();
+            for (path, (mentions, t)) in tree.push_dir_reading(dir, self, &read) {
+                let path = path.into_os_string();
+                if mentions {
+                    opens.insert(path.clone());
+                }
+                scanned.insert(path, t);
+            }
             needs.push(need.clone());
+            // The files that may open folders, in listing order.
             let files: Vec<ModuleFile> = tree
                 .names
                 .values()
-                .flat_map(|e| e.files.iter().filter(|f| f.dir == idx).cloned())
+                .flat_map(|e| e.files.iter())
+                .filter(|f| f.dir == idx && opens.contains(f.path.as_os_str()))
+                .cloned()
                 .collect();
-            // Which files mention MODULEPATH: with `keep_texts` through the text cache
-            // (keyword reads them all again), else without storing them.
-            let mentions: Vec<bool> = if keep_texts {
-                self.prefetch(files.iter().map(|f| f.path.as_path()));
-                files
-                    .iter()
-                    .map(|f| {
-                        read_text(&self.inner, &f.path).is_ok_and(|t| t.contains("MODULEPATH"))
-                    })
-                    .collect()
-            } else {
-                let paths: Vec<&Path> = files.iter().map(|f| f.path.as_path()).collect();
-                read_many(&paths, |t| t.contains("MODULEPATH"))
-                    .into_iter()
-                    .map(|m| m.unwrap_or(false))
-                    .collect()
-            };
-            for (f, mentions) in files.into_iter().zip(mentions) {
-                if !mentions {
-                    continue;
-                }
+            for f in files {
                 self.inner.borrow_mut().spider_dirs.clear();
                 if self.eval(&f, &f.full_name(), Mode::Spider).is_err() {
                     continue;
@@ -1150,7 +1154,7 @@ impl Engine {
                 }
             }
         }
-        (tree, needs)
+        (tree, needs, scanned)
     }
 
     /// Sets MODULEPATH (or unsets it).
@@ -1172,24 +1176,25 @@ impl Engine {
         read_text(&self.inner, path)
     }
 
-    /// Reads the modulefiles among `paths` that this command has not read yet, on up
-    /// to four threads, into the text cache. Listings that must look at every file
-    /// (spider, keyword) spend most of their time in the kernel opening and reading
+    /// Reads the modulefiles among `files` that this command has not read yet, on up
+    /// to four threads, into the text cache. Listings that must look at many files
+    /// spend most of their time in the kernel opening and reading
     /// small files, and that work divides over cores. A file that cannot be read is
     /// left out here; [`Engine::read_text`] reports its error when it is needed.
-    pub fn prefetch<'a>(&self, paths: impl IntoIterator<Item = &'a Path>) {
-        let missing: Vec<&Path> = {
+    pub fn prefetch(&self, files: &[ModuleFile]) {
+        let missing: Vec<ModuleFile> = {
             let i = self.inner.borrow();
-            paths
-                .into_iter()
-                .filter(|p| !i.texts.contains_key(*p))
+            files
+                .iter()
+                .filter(|f| !i.texts.contains_key(&f.path))
+                .cloned()
                 .collect()
         };
-        let texts = read_many(&missing, |t| t.to_string());
+        let texts = read_many(&missing, |_, t| t.to_string());
         let mut i = self.inner.borrow_mut();
-        for (p, t) in missing.iter().zip(texts) {
+        for (f, t) in missing.into_iter().zip(texts) {
             if let Some(t) = t {
-                i.texts.insert(p.to_path_buf(), t.into());
+                i.texts.insert(f.path, t.into());
             }
         }
     }
@@ -1520,34 +1525,36 @@ fn read_text(inner: &Rc<RefCell<Inner>>, path: &Path) -> std::io::Result<Arc<str
     Ok(t)
 }
 
-/// Reads `paths` on up to four threads and applies `f` to each text; `None` for a file
-/// that cannot be read (its error is reported when it is read for use).
-fn read_many<T: Send>(paths: &[&Path], f: impl Fn(&str) -> T + Sync) -> Vec<Option<T>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(4);
-    let read = |chunk: &[&Path]| -> Vec<Option<T>> {
+/// Reads the modulefiles `files` on up to four threads and applies `f` to each (with
+/// its text); `None` for a file that cannot be read or is not UTF-8 (its error is
+/// reported when it is read for use).
+fn read_many<T: Send>(
+    files: &[ModuleFile],
+    f: impl Fn(&ModuleFile, &str) -> T + Sync,
+) -> Vec<Option<T>> {
+    let threads = crate::tree::reader_threads();
+    let read = |chunk: &[ModuleFile]| -> Vec<Option<T>> {
         let mut buf = Vec::new();
         chunk
             .iter()
-            .map(|p| {
-                let n = read_into(p, &mut buf).ok()?;
-                std::str::from_utf8(&buf[..n]).ok().map(&f)
+            .map(|m| {
+                let n = read_into(&m.path, &mut buf).ok()?;
+                std::str::from_utf8(&buf[..n]).ok().map(|t| f(m, t))
             })
             .collect()
     };
-    if threads < 2 || paths.len() < 64 {
-        return read(paths);
+    if threads < 2 || files.len() < 64 {
+        return read(files);
     }
-    let size = paths.len().div_ceil(threads);
+    let size = files.len().div_ceil(threads);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = paths
+        let handles: Vec<_> = files
             .chunks(size)
             .skip(1)
             .map(|c| scope.spawn(|| read(c)))
             .collect();
-        let mut out = read(&paths[..size.min(paths.len())]);
-        for (h, c) in handles.into_iter().zip(paths.chunks(size).skip(1)) {
+        let mut out = read(&files[..size.min(files.len())]);
+        for (h, c) in handles.into_iter().zip(files.chunks(size).skip(1)) {
             out.extend(
                 h.join()
                     .unwrap_or_else(|_| c.iter().map(|_| None).collect()),
@@ -1574,7 +1581,7 @@ fn read_small(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<String> {
 }
 
 /// The bytes of `path` into `buf` (grown as needed, never shrunk); their length.
-fn read_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+pub(crate) fn read_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<usize> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)?;
     if buf.len() < 16 * 1024 {

@@ -19,7 +19,7 @@
 enum Tok<'a> {
     Name(&'a str),
     /// A string literal's value (`None` if it has escapes this reader does not decode).
-    Str(Option<String>),
+    Str(Option<&'a str>),
     /// Punctuation or a number: its text.
     Other(&'a str),
 }
@@ -82,7 +82,8 @@ fn call_of_literals(toks: &[Tok], mut i: usize) -> Option<(String, usize)> {
 /// well-formed Lua at the lexical level (an unfinished string or comment).
 fn lex(text: &str) -> Option<Vec<Tok<'_>>> {
     let b = text.as_bytes();
-    let mut toks = Vec::new();
+    // About one token per six bytes in modulefiles; growing the vector costs more.
+    let mut toks = Vec::with_capacity(text.len() / 6 + 8);
     let mut i = 0;
     // A first line starting with '#' is skipped by Lua's loader.
     if b.first() == Some(&b'#') {
@@ -120,13 +121,13 @@ fn lex(text: &str) -> Option<Vec<Tok<'_>>> {
                     _ => i += 1,
                 }
             }
-            let v = plain.then(|| text[start..i].to_string());
+            let v = plain.then(|| &text[start..i]);
             toks.push(Tok::Str(v));
             i += 1;
         } else if c == b'[' && matches!(b.get(i + 1), Some(b'[' | b'=')) {
             match long_bracket(text, i) {
                 Some((v, end)) => {
-                    toks.push(Tok::Str(Some(v.to_string())));
+                    toks.push(Tok::Str(Some(v)));
                     i = end;
                 }
                 None if b.get(i + 1) == Some(&b'[') => return None,

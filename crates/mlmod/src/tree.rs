@@ -189,6 +189,30 @@ impl Tree {
         let i = self.dirs.len();
         self.dirs.push(dir.clone());
         self.walk(i, &dir, "", rc);
+        self.finish_dir(i, &dir, rc);
+    }
+
+    /// [`Tree::push_dir`], also reading every modulefile under `dir` (on the reader
+    /// threads) and applying `read` to its full name and text. Returns what `read`
+    /// gave for each file that could be read as UTF-8, with its path.
+    pub fn push_dir_reading<T: Send>(
+        &mut self,
+        dir: PathBuf,
+        rc: &dyn RcReader,
+        read: ReadFn<T>,
+    ) -> Vec<(PathBuf, T)> {
+        let i = self.dirs.len();
+        self.dirs.push(dir.clone());
+        let mut out = Vec::new();
+        if let Some(l) = list(&dir, "", Some(read), &mut Vec::new()) {
+            self.apply(i, l, "", rc, &mut out);
+        }
+        self.finish_dir(i, &dir, rc);
+        out
+    }
+
+    /// The folder's own `.modulerc.lua`, then every name's versions in order.
+    fn finish_dir(&mut self, i: usize, dir: &Path, rc: &dyn RcReader) {
         let rcf = dir.join(".modulerc.lua");
         if rcf.is_file() {
             self.apply_rc(i, "", &rc.read_rc(&rcf));
@@ -212,99 +236,71 @@ impl Tree {
         });
     }
 
-    /// Walks `path`, whose name relative to the MODULEPATH folder is `rel`. File types
-    /// come from the directory listing (no `stat` per file, except for symlinks), and
-    /// `default`, `.version` and `.modulerc.lua` are read only when listed.
+    /// Reads the folder `path` (whose name relative to the MODULEPATH folder is `rel`)
+    /// and everything under it into the tree. The listing is read first, without Lua
+    /// (see [`list`]); then it is applied here in name order, with rc files evaluated.
     fn walk(&mut self, dir: usize, path: &Path, rel: &str, rc: &dyn RcReader) {
-        let Ok(rd) = std::fs::read_dir(path) else {
-            return;
-        };
-        let mut entries: Vec<(String, PathBuf, bool, bool)> = Vec::new();
-        let (mut has_default, mut has_version, mut has_rc) = (false, false, false);
-        for e in rd.filter_map(|e| e.ok()) {
-            let Ok(name) = e.file_name().into_string() else {
-                continue;
-            };
-            match name.as_str() {
-                "default" => {
-                    has_default = true;
-                    continue;
-                }
-                ".version" => {
-                    has_version = true;
-                    continue;
-                }
-                ".modulerc.lua" => {
-                    has_rc = true;
-                    continue;
-                }
-                ".modulerc" => continue,
-                _ => {}
-            }
-            let Ok(ft) = e.file_type() else { continue };
-            let (is_file, is_dir) = if ft.is_symlink() {
-                match std::fs::metadata(e.path()) {
-                    Ok(m) => (m.is_file(), m.is_dir()),
-                    Err(_) => continue,
-                }
-            } else {
-                (ft.is_file(), ft.is_dir())
-            };
-            entries.push((name, e.path(), is_file, is_dir));
+        if let Some(l) = list::<()>(path, rel, None, &mut Vec::new()) {
+            self.apply(dir, l, rel, rc, &mut Vec::new());
         }
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, p, is_file, is_dir) in &entries {
-            if let Some(stem) = name.strip_suffix(".lua") {
-                if *is_file {
+    }
+
+    /// Adds a folder's listing (see [`Tree::walk`]); what was read from each
+    /// modulefile goes to `read` with its path, in listing order.
+    fn apply<T>(
+        &mut self,
+        dir: usize,
+        listing: Listing<T>,
+        rel: &str,
+        rc: &dyn RcReader,
+        read: &mut Vec<(PathBuf, T)>,
+    ) {
+        for e in listing.entries {
+            match e {
+                Listed::File { name, path, text } => {
+                    let stem = &name[..name.len() - ".lua".len()];
                     let hidden =
                         stem.starts_with('.') || rel.split('/').any(|c| c.starts_with('.'));
-                    if rel.is_empty() {
-                        self.add(dir, stem, None, p.clone(), hidden);
-                    } else {
-                        self.add(dir, rel, Some(stem.to_string()), p.clone(), hidden);
+                    if let Some(t) = text {
+                        read.push((path.clone(), t));
                     }
-                    continue;
+                    if rel.is_empty() {
+                        self.add(dir, stem, None, path, hidden);
+                    } else {
+                        self.add(dir, rel, Some(stem.to_string()), path, hidden);
+                    }
                 }
-            }
-            if *is_dir {
-                let child = if rel.is_empty() {
-                    name.clone()
-                } else {
-                    format!("{rel}/{name}")
-                };
-                self.walk(dir, p, &child, rc);
+                Listed::Dir { name, listing } => {
+                    let child = if rel.is_empty() {
+                        name
+                    } else {
+                        format!("{rel}/{name}")
+                    };
+                    self.apply(dir, listing, &child, rc, read);
+                }
             }
         }
         if rel.is_empty() {
             return;
         }
-        // Defaults and rc files of this name folder.
-        if has_default {
-            if let Ok(target) = std::fs::read_link(path.join("default")) {
-                if let Some(t) = target.file_name().and_then(|t| t.to_str()) {
-                    let v = t.strip_suffix(".lua").unwrap_or(t).to_string();
-                    self.names
-                        .entry(rel.to_string())
-                        .or_default()
-                        .marked_default
-                        .get_or_insert(v);
-                }
-            }
+        // Defaults and rc files of this name folder, in Lmod's order of precedence.
+        if let Some(v) = listing.default {
+            self.names
+                .entry(rel.to_string())
+                .or_default()
+                .marked_default
+                .get_or_insert(v);
         }
-        if has_rc {
-            let d = rc.read_rc(&path.join(".modulerc.lua"));
+        if let Some(rcf) = &listing.rc {
+            let d = rc.read_rc(rcf);
             self.apply_rc(dir, rel, &d);
         }
-        if has_version {
-            if let Ok(text) = std::fs::read_to_string(path.join(".version")) {
-                if let Some(v) = parse_dot_version(&text) {
-                    self.names
-                        .entry(rel.to_string())
-                        .or_default()
-                        .marked_default
-                        .get_or_insert(v);
-                }
-            }
+        if let Some(v) = listing.dot_version {
+            self.names
+                .entry(rel.to_string())
+                .or_default()
+                .marked_default
+                .get_or_insert(v);
         }
     }
 
@@ -433,6 +429,209 @@ fn split_full(full: &str, tree: &Tree) -> Option<(String, String)> {
     }
     full.rfind('/')
         .map(|i| (full[..i].to_string(), full[i + 1..].to_string()))
+}
+
+/// One folder of a MODULEPATH tree as read from the file system (no Lua), so that
+/// listings can be read on several threads and applied in order on one. `T` is what
+/// was read from each modulefile's text, if texts were read.
+#[derive(Debug)]
+struct Listing<T> {
+    /// Modulefiles (`*.lua` files) and sub-folders, in name order.
+    entries: Vec<Listed<T>>,
+    /// The version a `default` symlink names.
+    default: Option<String>,
+    /// The folder's `.modulerc.lua`, if it has one.
+    rc: Option<PathBuf>,
+    /// The version a `.version` file sets.
+    dot_version: Option<String>,
+}
+
+impl<T> Default for Listing<T> {
+    fn default() -> Self {
+        Listing {
+            entries: Vec::new(),
+            default: None,
+            rc: None,
+            dot_version: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Listed<T> {
+    /// A modulefile: its file name (with `.lua`), path, and what was read from its
+    /// text (`None` if texts are not read, or it could not be read as UTF-8).
+    File {
+        name: String,
+        path: PathBuf,
+        text: Option<T>,
+    },
+    /// A sub-folder, with its listing.
+    Dir { name: String, listing: Listing<T> },
+}
+
+/// Applied to each modulefile's full name and text while listing (on reader threads).
+type ReadFn<'a, T> = &'a (dyn Fn(&str, &str) -> T + Sync);
+
+/// Folders with at least this many sub-folders are read on several threads.
+const PARALLEL_DIRS: usize = 32;
+
+/// How many threads read the file system in listings: the available cores, at most
+/// four. Asked once per process (the question itself reads cgroup files).
+pub(crate) fn reader_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(4)
+    })
+}
+
+/// Reads the folder `path` (named `rel` relative to its MODULEPATH folder; empty for
+/// the MODULEPATH folder itself) and everything under it; `None` if it cannot be
+/// listed. With `read`, every modulefile is also read and `read` applied to its full
+/// name and text. `buf` is scratch space for file reads.
+///
+/// File types come from the directory listing (no `stat` per file, except for
+/// symlinks). In a name's folder `default`, `.version` and `.modulerc.lua` are looked
+/// at, and the first two read, only when listed. The sub-folders of a large folder are
+/// read on up to four threads: listing thousands of folders and reading their files
+/// is kernel work that divides over cores.
+fn list<T: Send>(
+    path: &Path,
+    rel: &str,
+    read: Option<ReadFn<T>>,
+    buf: &mut Vec<u8>,
+) -> Option<Listing<T>> {
+    let mut l = list_one(path, rel, read, buf)?;
+    let mut subdirs: Vec<&mut Listed<T>> = l
+        .entries
+        .iter_mut()
+        .filter(|e| matches!(e, Listed::Dir { .. }))
+        .collect();
+    let fill = |chunk: &mut [&mut Listed<T>], buf: &mut Vec<u8>| {
+        for e in chunk {
+            if let Listed::Dir { name, listing } = &mut **e {
+                let child = if rel.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{rel}/{name}")
+                };
+                if let Some(sub) = list(&path.join(&*name), &child, read, buf) {
+                    *listing = sub;
+                }
+            }
+        }
+    };
+    let threads = reader_threads();
+    if threads < 2 || subdirs.len() < PARALLEL_DIRS {
+        fill(&mut subdirs, buf);
+    } else {
+        let size = subdirs.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let mut chunks = subdirs.chunks_mut(size);
+            let first = chunks.next();
+            for c in chunks {
+                scope.spawn(|| fill(c, &mut Vec::new()));
+            }
+            if let Some(c) = first {
+                fill(c, buf);
+            }
+        });
+    }
+    Some(l)
+}
+
+/// One folder's own entries (sub-folders left empty; see [`list`]).
+fn list_one<T>(
+    path: &Path,
+    rel: &str,
+    read: Option<ReadFn<T>>,
+    buf: &mut Vec<u8>,
+) -> Option<Listing<T>> {
+    let name_folder = !rel.is_empty();
+    let rd = std::fs::read_dir(path).ok()?;
+    let mut entries: Vec<Listed<T>> = Vec::new();
+    let mut l = Listing::default();
+    let (mut has_default, mut has_version) = (false, false);
+    for e in rd.filter_map(|e| e.ok()) {
+        let Ok(name) = e.file_name().into_string() else {
+            continue;
+        };
+        match name.as_str() {
+            "default" => {
+                has_default = true;
+                continue;
+            }
+            ".version" => {
+                has_version = true;
+                continue;
+            }
+            ".modulerc.lua" => {
+                if name_folder {
+                    l.rc = Some(e.path());
+                }
+                continue;
+            }
+            ".modulerc" => continue,
+            _ => {}
+        }
+        let Ok(ft) = e.file_type() else { continue };
+        let (is_file, is_dir) = if ft.is_symlink() {
+            match std::fs::metadata(e.path()) {
+                Ok(m) => (m.is_file(), m.is_dir()),
+                Err(_) => continue,
+            }
+        } else {
+            (ft.is_file(), ft.is_dir())
+        };
+        if is_file && name.ends_with(".lua") {
+            let path = e.path();
+            let text = read.and_then(|f| {
+                let n = crate::engine::read_into(&path, buf).ok()?;
+                let text = std::str::from_utf8(&buf[..n]).ok()?;
+                let stem = &name[..name.len() - ".lua".len()];
+                Some(if name_folder {
+                    f(&format!("{rel}/{stem}"), text)
+                } else {
+                    f(stem, text)
+                })
+            });
+            entries.push(Listed::File { name, path, text });
+            continue;
+        }
+        if is_dir {
+            entries.push(Listed::Dir {
+                name,
+                listing: Listing::default(),
+            });
+        }
+    }
+    entries.sort_unstable_by(|a, b| entry_name(a).cmp(entry_name(b)));
+    l.entries = entries;
+    if !name_folder {
+        return Some(l);
+    }
+    if has_default {
+        if let Ok(target) = std::fs::read_link(path.join("default")) {
+            if let Some(t) = target.file_name().and_then(|t| t.to_str()) {
+                l.default = Some(t.strip_suffix(".lua").unwrap_or(t).to_string());
+            }
+        }
+    }
+    if has_version {
+        if let Ok(text) = std::fs::read_to_string(path.join(".version")) {
+            l.dot_version = parse_dot_version(&text);
+        }
+    }
+    Some(l)
+}
+
+/// The name an entry was listed under, for sorting.
+fn entry_name<T>(e: &Listed<T>) -> &str {
+    match e {
+        Listed::File { name, .. } | Listed::Dir { name, .. } => name,
+    }
 }
 
 /// The version a Tcl `.version` file sets: `set ModulesVersion "V"`.
