@@ -4,7 +4,8 @@
 # Commands: avail, -t avail, spider NAME, keyword WORD, load of a module with 5
 # dependencies, list, unload, shell init. No cache files are used by either side.
 # Needs: hyperfine, lmod (Debian packages). Prints a Markdown table of medians and
-# ratios (Lmod / mlmod); RUNS=N sets hyperfine's runs (default 10).
+# ratios (Lmod / mlmod). Each row is ROUNDS (default 3) alternating hyperfine rounds of
+# RUNS runs (default 5) per side; the ratio is the median of the rounds' ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { echo "hyperfine is not installed (apt-get install hyperfine)" >&2; exit 1; }
@@ -15,7 +16,8 @@ cargo build --release -p mlmod >&2
 MLMOD="$(pwd)/${CARGO_TARGET_DIR:-target}/release/mlmod"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-RUNS=${RUNS:-10}
+RUNS=${RUNS:-5}
+ROUNDS=${ROUNDS:-3}
 
 # A generated tree: 400 names x 5 versions = 2,000 modulefiles; lib000..lib004 are the
 # dependencies of app/1.0.
@@ -46,19 +48,28 @@ TREES=("$GEN")
 [ -d "$EB" ] && TREES+=("$(cd "$EB" && pwd)")
 
 row() { # name lmod-cmd mlmod-cmd
-  local out="$WORK/h.json"
-  hyperfine -N --warmup 2 --runs "$RUNS" --export-json "$out" "$2" "$3" >/dev/null 2>&1 || \
-  hyperfine --warmup 2 --runs "$RUNS" --export-json "$out" "$2" "$3" >/dev/null
-  python3 - "$out" "$1" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))['results']
-l, m = r[0]['median'] * 1000, r[1]['median'] * 1000
-print(f"| {sys.argv[2]} | {l:.1f} ms | {m:.1f} ms | {l / m:.1f}x |")
+  # ROUNDS alternating rounds (Lmod, then mlmod) of RUNS runs each: this machine's
+  # speed drifts over tens of seconds, so a ratio is taken within each round and the
+  # median over rounds reported, with the medians of all runs of each side.
+  local r
+  for r in $(seq "$ROUNDS"); do
+    hyperfine -N --warmup 2 --runs "$RUNS" --export-json "$WORK/h$r.json" "$2" "$3" >/dev/null 2>&1 || \
+    hyperfine --warmup 2 --runs "$RUNS" --export-json "$WORK/h$r.json" "$2" "$3" >/dev/null
+  done
+  python3 - "$1" "$WORK"/h*.json <<'PY'
+import json, statistics, sys
+rounds = [json.load(open(f))['results'] for f in sys.argv[2:]]
+ratios = [r[0]['median'] / r[1]['median'] for r in rounds]
+l = statistics.median(t for r in rounds for t in r[0]['times']) * 1000
+m = statistics.median(t for r in rounds for t in r[1]['times']) * 1000
+lo, hi = min(ratios), max(ratios)
+print(f"| {sys.argv[1]} | {l:.1f} ms | {m:.1f} ms | {statistics.median(ratios):.1f}x | {lo:.1f}-{hi:.1f}x |")
 PY
+  rm -f "$WORK"/h*.json
 }
 
-echo "| command | Lmod median | mlmod median | ratio |"
-echo "| --- | --- | --- | --- |"
+echo "| command | Lmod median | mlmod median | ratio (median of rounds) | ratio range |"
+echo "| --- | --- | --- | --- | --- |"
 for T in "${TREES[@]}"; do
   label=$(basename "$T")
   if [ "$label" = gen ]; then SP=lib042; KW=library; LOAD=app/1.0; UNL=app; else SP=Java; KW=bzip2; LOAD=NLopt/2.7.1-GCCcore-12.3.0; UNL=NLopt; fi

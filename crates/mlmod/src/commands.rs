@@ -437,7 +437,10 @@ fn list(engine: &Engine, terse: bool) -> String {
 
 fn sort_files(files: &mut [&ModuleFile]) {
     // Names compare with a trailing `/`, as Lmod lists them (`Boost.MPI` before `Boost`).
-    files.sort_by_cached_key(|f| (format!("{}/", f.sn), f.key.clone()));
+    fn slashed(f: &ModuleFile) -> impl Iterator<Item = u8> + '_ {
+        f.sn.bytes().chain(*b"/")
+    }
+    files.sort_by(|a, b| slashed(a).cmp(slashed(b)).then_with(|| a.key.cmp(&b.key)));
 }
 
 fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
@@ -453,8 +456,10 @@ fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
             .filter(|f| f.dir == di)
             .filter(|f| {
                 // Lmod matches search strings case-insensitively anywhere in the name.
-                let n = f.full_name().to_lowercase();
-                filters.is_empty() || filters.iter().any(|p| n.contains(&p.to_lowercase()))
+                filters.is_empty() || {
+                    let n = f.full_name().to_lowercase();
+                    filters.iter().any(|p| n.contains(&p.to_lowercase()))
+                }
             })
             .collect();
         if opts.defaults_only {
@@ -466,27 +471,31 @@ fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
         any = true;
         sort_files(&mut files);
         if opts.terse {
-            out += &format!("{}:\n", dir.display());
+            use std::fmt::Write as _;
+            let _ = writeln!(out, "{}:", dir.display());
             let mut last_sn: Option<&str> = None;
             for f in files {
                 let e = &tree.names[&f.sn];
                 let plain = filters.is_empty() && !opts.defaults_only;
                 if plain && f.version.is_some() && last_sn != Some(f.sn.as_str()) {
-                    out += &format!("{}/\n", f.sn);
+                    out.push_str(&f.sn);
+                    out.push_str("/\n");
                 }
                 last_sn = Some(f.sn.as_str());
                 if let Some(v) = &f.version {
                     for s in e.symbols_of(v) {
-                        out += &format!("{}/{s}(@{})\n", f.sn, f.full_name());
+                        let _ = writeln!(out, "{}/{s}(@{}/{v})", f.sn, f.sn);
                     }
                 }
-                let marked = e.marked_default.as_deref() == f.version.as_deref()
-                    && e.marked_default.is_some();
-                out += &format!(
-                    "{}{}\n",
-                    f.full_name(),
-                    if marked { "(default)" } else { "" }
-                );
+                out.push_str(&f.sn);
+                if let Some(v) = &f.version {
+                    out.push('/');
+                    out.push_str(v);
+                }
+                if e.marked_default.is_some() && e.marked_default == f.version {
+                    out.push_str("(default)");
+                }
+                out.push('\n');
             }
             continue;
         }

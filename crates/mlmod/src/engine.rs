@@ -125,11 +125,18 @@ struct Notices {
     activated: Vec<String>,
 }
 
+/// The Lua state of an engine and its sandbox's base table (the modulefile API).
+struct LuaState {
+    lua: Lua,
+    base: Table,
+}
+
 /// One `module` command run: the engine over one process environment.
 pub struct Engine {
-    lua: Lua,
+    /// The Lua state and the sandbox's base table, made on first use: listings that
+    /// evaluate nothing (`avail` without rc files) never pay for them.
+    lua: std::cell::OnceCell<Result<LuaState, ModError>>,
     inner: Rc<RefCell<Inner>>,
-    base: Table,
     /// The process environment the engine started from (to start helper engines).
     base_env: HashMap<String, String>,
 }
@@ -264,7 +271,6 @@ impl Engine {
         let env = Env::new(base).map_err(ModError::Usage)?;
         let dirs = split_modulepath(env.get("MODULEPATH"));
         let had_modules = !env.state.loaded.is_empty();
-        let lua = Lua::new();
         let inner = Rc::new(RefCell::new(Inner {
             env,
             modulepath_dirs: dirs,
@@ -281,15 +287,28 @@ impl Engine {
             notices: Notices::default(),
             had_modules,
         }));
-        let base = lua.create_table().map_err(from_lua)?;
-        let mut engine = Engine {
-            lua,
+        Ok(Engine {
+            lua: std::cell::OnceCell::new(),
             inner,
-            base,
             base_env,
-        };
-        engine.install().map_err(from_lua)?;
-        Ok(engine)
+        })
+    }
+
+    /// The Lua state, made (and the modulefile API installed) on first use.
+    ///
+    /// # Errors
+    /// [`ModError`] if Lua cannot be set up (out of memory).
+    fn lua(&self) -> Result<(&Lua, &Table), ModError> {
+        let state = self.lua.get_or_init(|| {
+            let lua = Lua::new();
+            let base = lua.create_table().map_err(from_lua)?;
+            install(&lua, &base, &self.inner).map_err(from_lua)?;
+            Ok(LuaState { lua, base })
+        });
+        match state {
+            Ok(s) => Ok((&s.lua, &s.base)),
+            Err(e) => Err(e.clone()),
+        }
     }
 
     /// The environment transaction.
@@ -297,500 +316,10 @@ impl Engine {
         std::cell::Ref::map(self.inner.borrow(), |i| &i.env)
     }
 
-    fn install(&mut self) -> mlua::Result<()> {
-        let lua = &self.lua;
-        let g = lua.globals();
-        let base = &self.base;
-        for name in [
-            "string",
-            "table",
-            "math",
-            "utf8",
-            "pairs",
-            "ipairs",
-            "next",
-            "select",
-            "type",
-            "tostring",
-            "tonumber",
-            "pcall",
-            "error",
-            "assert",
-            "unpack",
-            "rawget",
-            "rawset",
-            "rawequal",
-            "rawlen",
-            "setmetatable",
-            "getmetatable",
-            "print",
-        ] {
-            let v: Value = g.get(name)?;
-            base.set(name, v)?;
-        }
-        if base.get::<Value>("unpack")?.is_nil() {
-            let tu: Value = g.get::<Table>("table")?.get("unpack")?;
-            base.set("unpack", tu)?;
-        }
-        // os: only what cannot change the machine.
-        let os: Table = g.get("os")?;
-        let safe_os = lua.create_table()?;
-        for n in ["date", "time", "clock", "difftime"] {
-            safe_os.set(n, os.get::<Value>(n)?)?;
-        }
-        let inner = self.inner.clone();
-        safe_os.set(
-            "getenv",
-            lua.create_function(move |_, name: String| {
-                Ok(inner.borrow().env.get(&name).map(str::to_string))
-            })?,
-        )?;
-        base.set("os", safe_os)?;
-        // io: writing to the terminal goes to the user's messages; files may be read
-        // but not written.
-        let safe_io = lua.create_table()?;
-        let io: Table = g.get("io")?;
-        let real_open: mlua::Function = io.get("open")?;
-        safe_io.set(
-            "open",
-            lua.create_function(move |_, (path, mode): (String, Option<String>)| {
-                let m = mode.unwrap_or_else(|| "r".into());
-                if !m.starts_with('r') || m.contains('+') {
-                    return Ok((
-                        Value::Nil,
-                        Some(format!("{path}: modulefiles may not write files")),
-                    ));
-                }
-                let f: Value = real_open.call((path, m))?;
-                Ok((f, None))
-            })?,
-        )?;
-        safe_io.set("lines", io.get::<Value>("lines")?)?;
-        let inner = self.inner.clone();
-        let write = lua.create_function(move |_, args: MultiValue| {
-            // `io.write(...)` or `io.stderr:write(...)`: skip the stream argument.
-            let parts: Vec<String> = args.iter().filter_map(arg_str).collect();
-            let mut i = inner.borrow_mut();
-            if matches!(i.mode(), Mode::Load | Mode::Unload) {
-                let text = parts.concat();
-                i.messages.push(text.trim_end_matches('\n').to_string());
-            }
-            Ok(())
-        })?;
-        let stream = lua.create_table()?;
-        stream.set("write", write.clone())?;
-        safe_io.set("stderr", stream.clone())?;
-        safe_io.set("stdout", stream)?;
-        safe_io.set("write", write)?;
-        base.set("io", safe_io)?;
-        // print in a modulefile goes to the user, like LmodMessage.
-        let inner = self.inner.clone();
-        base.set(
-            "print",
-            lua.create_function(move |_, args: Variadic<Value>| {
-                let s: Vec<String> = args.iter().filter_map(arg_str).collect();
-                inner.borrow_mut().messages.push(s.join("\t"));
-                Ok(())
-            })?,
-        )?;
-
-        macro_rules! func {
-            ($name:expr, $f:expr) => {{
-                let inner = self.inner.clone();
-                let f = lua.create_function(move |lua, args: MultiValue| $f(lua, &inner, args))?;
-                base.set($name, f)?;
-            }};
-        }
-
-        // --- environment verbs ---
-        func!("setenv", |_,
-                         inner: &Rc<RefCell<Inner>>,
-                         args: MultiValue| {
-            let (name, value) = name_value(&args);
-            let mut i = inner.borrow_mut();
-            match i.mode() {
-                Mode::Load => i.env.set(&name, &value),
-                Mode::Unload => i.env.unset(&name),
-                Mode::Show => i.show_call("setenv", &[&name, &value]),
-                _ => {}
-            }
-            Ok(())
-        });
-        func!("unsetenv", |_,
-                           inner: &Rc<RefCell<Inner>>,
-                           args: MultiValue| {
-            let v = strings(&args);
-            let name = v.first().cloned().unwrap_or_default();
-            let mut i = inner.borrow_mut();
-            match i.mode() {
-                Mode::Load => i.env.unset(&name),
-                Mode::Unload => {
-                    if let Some(val) = v.get(1) {
-                        i.env.set(&name, val);
-                    }
-                }
-                Mode::Show => i.show_call("unsetenv", &[&name]),
-                _ => {}
-            }
-            Ok(())
-        });
-        func!("pushenv", |_,
-                          inner: &Rc<RefCell<Inner>>,
-                          args: MultiValue| {
-            let (name, value) = name_value(&args);
-            let mut i = inner.borrow_mut();
-            match i.mode() {
-                Mode::Load => {
-                    let old = i.env.get(&name).map(str::to_string);
-                    i.env
-                        .state
-                        .pushenv
-                        .entry(name.clone())
-                        .or_default()
-                        .push(old);
-                    i.env.set(&name, &value);
-                }
-                Mode::Unload => {
-                    let old = i.env.state.pushenv.get_mut(&name).and_then(|s| s.pop());
-                    if i.env.state.pushenv.get(&name).is_some_and(|s| s.is_empty()) {
-                        i.env.state.pushenv.remove(&name);
-                    }
-                    match old.flatten() {
-                        Some(o) => i.env.set(&name, &o),
-                        None => i.env.unset(&name),
-                    }
-                }
-                Mode::Show => i.show_call("pushenv", &[&name, &value]),
-                _ => {}
-            }
-            Ok(())
-        });
-        for (fname, front) in [("prepend_path", true), ("append_path", false)] {
-            let inner = self.inner.clone();
-            let f = lua.create_function(move |_, args: MultiValue| {
-                let (name, value, delim, priority) = path_args(&args)?;
-                let mut i = inner.borrow_mut();
-                match i.mode() {
-                    Mode::Load => i.env.add_path(&name, &value, &delim, front, priority),
-                    Mode::Unload => i.env.remove_path(&name, &value, &delim, false),
-                    Mode::Show => i.show_call(fname, &[&name, &value]),
-                    Mode::Spider if name == "MODULEPATH" => {
-                        let dirs: Vec<String> = value.split(&delim).map(str::to_string).collect();
-                        i.spider_dirs.extend(dirs);
-                    }
-                    _ => {}
-                }
-                if name == "MODULEPATH" {
-                    i.refresh_modulepath();
-                }
-                Ok(())
-            })?;
-            base.set(fname, f)?;
-        }
-        func!(
-            "remove_path",
-            |_, inner: &Rc<RefCell<Inner>>, args: MultiValue| {
-                let (name, value, delim, _) = path_args(&args)?;
-                let mut i = inner.borrow_mut();
-                match i.mode() {
-                    Mode::Load => i.env.remove_path(&name, &value, &delim, true),
-                    Mode::Show => i.show_call("remove_path", &[&name, &value]),
-                    _ => {}
-                }
-                if name == "MODULEPATH" {
-                    i.refresh_modulepath();
-                }
-                Ok(())
-            }
-        );
-        func!("set_alias", |_,
-                            inner: &Rc<RefCell<Inner>>,
-                            args: MultiValue| {
-            let (name, value) = name_value(&args);
-            let mut i = inner.borrow_mut();
-            match i.mode() {
-                Mode::Load => i.env.set_alias(&name, &value),
-                Mode::Unload => i.env.unset_alias(&name),
-                Mode::Show => i.show_call("set_alias", &[&name, &value]),
-                _ => {}
-            }
-            Ok(())
-        });
-        func!(
-            "unset_alias",
-            |_, inner: &Rc<RefCell<Inner>>, args: MultiValue| {
-                let v = strings(&args);
-                let name = v.first().cloned().unwrap_or_default();
-                let mut i = inner.borrow_mut();
-                match i.mode() {
-                    Mode::Load => i.env.unset_alias(&name),
-                    Mode::Show => i.show_call("unset_alias", &[&name]),
-                    _ => {}
-                }
-                Ok(())
-            }
-        );
-        func!(
-            "set_shell_function",
-            |_, inner: &Rc<RefCell<Inner>>, args: MultiValue| {
-                let v = strings(&args);
-                let name = v.first().cloned().unwrap_or_default();
-                let bash = v.get(1).cloned().unwrap_or_default();
-                let csh = v.get(2).cloned().unwrap_or_default();
-                let mut i = inner.borrow_mut();
-                match i.mode() {
-                    Mode::Load => i.env.set_function(&name, &bash, &csh),
-                    Mode::Unload => i.env.unset_function(&name),
-                    Mode::Show => i.show_call("set_shell_function", &[&name, &bash]),
-                    _ => {}
-                }
-                Ok(())
-            }
-        );
-        func!(
-            "unset_shell_function",
-            |_, inner: &Rc<RefCell<Inner>>, args: MultiValue| {
-                let v = strings(&args);
-                let name = v.first().cloned().unwrap_or_default();
-                let mut i = inner.borrow_mut();
-                if i.mode() == Mode::Load {
-                    i.env.unset_function(&name);
-                }
-                Ok(())
-            }
-        );
-
-        // --- dependencies and rules ---
-        for (fname, kind) in [
-            ("load", DepKind::Load),
-            ("try_load", DepKind::TryLoad),
-            ("try_add", DepKind::TryLoad),
-            ("depends_on", DepKind::DependsOn),
-            ("always_load", DepKind::Always),
-            ("load_any", DepKind::Any),
-        ] {
-            let inner = self.inner.clone();
-            let base_t = self.base.clone();
-            let f = lua.create_function(move |lua, args: MultiValue| {
-                let names = module_names(&args);
-                dependency(lua, &inner, &base_t, fname, kind, &names)
-            })?;
-            base.set(fname, f)?;
-        }
-        func!("prereq", |_,
-                         inner: &Rc<RefCell<Inner>>,
-                         args: MultiValue| rule(
-            inner,
-            "prereq",
-            &module_names(&args)
-        ));
-        func!(
-            "prereq_any",
-            |_, inner: &Rc<RefCell<Inner>>, args: MultiValue| rule(
-                inner,
-                "prereq_any",
-                &module_names(&args)
-            )
-        );
-        func!("conflict", |_,
-                           inner: &Rc<RefCell<Inner>>,
-                           args: MultiValue| {
-            rule(inner, "conflict", &module_names(&args))
-        });
-        {
-            let inner = self.inner.clone();
-            let base_t = self.base.clone();
-            let f = lua.create_function(move |lua, args: MultiValue| {
-                let fam = strings(&args).into_iter().next().unwrap_or_default();
-                family(lua, &inner, &base_t, &fam)
-            })?;
-            base.set("family", f)?;
-        }
-
-        // --- information ---
-        func!("whatis", |_,
-                         inner: &Rc<RefCell<Inner>>,
-                         args: MultiValue| {
-            let v = strings(&args).join("");
-            let mut i = inner.borrow_mut();
-            match i.mode() {
-                Mode::Whatis => i.whatis.push(v),
-                Mode::Show => i.show_call("whatis", &[&v]),
-                _ => {}
-            }
-            Ok(())
-        });
-        func!("help", |_, inner: &Rc<RefCell<Inner>>, args: MultiValue| {
-            let v = strings(&args).join("");
-            let mut i = inner.borrow_mut();
-            match i.mode() {
-                Mode::Help => i.help.push_str(&v),
-                Mode::Show => {
-                    let t = format!("help([[{v}]])\n");
-                    i.show.push_str(&t);
-                }
-                _ => {}
-            }
-            Ok(())
-        });
-        for (fname, prefix) in [("LmodMessage", ""), ("LmodWarning", "Lmod Warning: ")] {
-            let inner = self.inner.clone();
-            let f = lua.create_function(move |_, args: MultiValue| {
-                let v = strings(&args).join("");
-                let mut i = inner.borrow_mut();
-                if matches!(i.mode(), Mode::Load | Mode::Unload) {
-                    i.messages.push(format!("{prefix}{v}"));
-                    if !prefix.is_empty() {
-                        i.warned = true;
-                    }
-                }
-                Ok(())
-            })?;
-            base.set(fname, f)?;
-        }
-        func!("LmodError", |_,
-                            inner: &Rc<RefCell<Inner>>,
-                            args: MultiValue| {
-            let v = strings(&args).join("");
-            let i = inner.borrow();
-            if matches!(i.mode(), Mode::Load | Mode::Unload) {
-                let file = i
-                    .frames
-                    .last()
-                    .map(|f| f.file.path.display().to_string())
-                    .unwrap_or_default();
-                return Err(lua_err(ModError::Eval(format!("{file}: {v}"))));
-            }
-            Ok(())
-        });
-        func!(
-            "add_property",
-            |_, inner: &Rc<RefCell<Inner>>, args: MultiValue| {
-                let v = strings(&args);
-                let mut i = inner.borrow_mut();
-                if i.mode() == Mode::Load {
-                    if let (Some(k), Some(val)) = (v.first(), v.get(1)) {
-                        i.pending_props.push((k.clone(), val.clone()));
-                    }
-                }
-                Ok(())
-            }
-        );
-        func!(
-            "remove_property",
-            |_, _inner: &Rc<RefCell<Inner>>, _args: MultiValue| Ok(())
-        );
-        func!(
-            "extensions",
-            |_, _inner: &Rc<RefCell<Inner>>, _args: MultiValue| Ok(())
-        );
-        func!("execute", |_,
-                          _inner: &Rc<RefCell<Inner>>,
-                          _args: MultiValue| Ok(
-            ()
-        ));
-
-        // --- introspection ---
-        func!(
-            "myModuleName",
-            |_, inner: &Rc<RefCell<Inner>>, _a: MultiValue| Ok(inner
-                .borrow()
-                .frame()
-                .map(|f| f.file.sn.clone())
-                .unwrap_or_default())
-        );
-        func!(
-            "myModuleVersion",
-            |_, inner: &Rc<RefCell<Inner>>, _a: MultiValue| Ok(inner
-                .borrow()
-                .frame()
-                .and_then(|f| f.file.version.clone())
-                .unwrap_or_default())
-        );
-        func!(
-            "myModuleFullName",
-            |_, inner: &Rc<RefCell<Inner>>, _a: MultiValue| Ok(inner
-                .borrow()
-                .frame()
-                .map(|f| f.file.full_name())
-                .unwrap_or_default())
-        );
-        func!(
-            "myModuleUsrName",
-            |_, inner: &Rc<RefCell<Inner>>, _a: MultiValue| Ok(inner
-                .borrow()
-                .frame()
-                .map(|f| f.usr_name.clone())
-                .unwrap_or_default())
-        );
-        func!("myFileName", |_,
-                             inner: &Rc<RefCell<Inner>>,
-                             _a: MultiValue| {
-            Ok(inner
-                .borrow()
-                .frame()
-                .map(|f| f.file.path.display().to_string())
-                .unwrap_or_default())
-        });
-        func!(
-            "myShellName",
-            |_, inner: &Rc<RefCell<Inner>>, _a: MultiValue| Ok(inner.borrow().shell.clone())
-        );
-        func!(
-            "myShellType",
-            |_, inner: &Rc<RefCell<Inner>>, _a: MultiValue| {
-                let s = inner.borrow().shell.clone();
-                Ok(match s.as_str() {
-                    "csh" | "tcsh" => "csh".to_string(),
-                    "fish" => "fish".to_string(),
-                    _ => "sh".to_string(),
-                })
-            }
-        );
-        func!("mode", |_, inner: &Rc<RefCell<Inner>>, _a: MultiValue| Ok(
-            inner.borrow().mode().name().to_string()
-        ));
-        func!("isloaded", |_,
-                           inner: &Rc<RefCell<Inner>>,
-                           args: MultiValue| {
-            let name = module_names(&args).into_iter().next().unwrap_or_default();
-            Ok(inner.borrow().find_loaded(&name).is_some())
-        });
-        func!("isAvail", |_,
-                          inner: &Rc<RefCell<Inner>>,
-                          args: MultiValue| {
-            let name = module_names(&args).into_iter().next().unwrap_or_default();
-            let i = inner.borrow();
-            Ok(i.tree_for(&name).resolve(&name).is_some())
-        });
-        func!("pathJoin", |_,
-                           _inner: &Rc<RefCell<Inner>>,
-                           args: MultiValue| {
-            let parts: Vec<String> = strings(&args)
-                .into_iter()
-                .filter(|s| !s.is_empty())
-                .collect();
-            let mut s = parts.join("/");
-            while s.contains("//") {
-                s = s.replace("//", "/");
-            }
-            Ok(s)
-        });
-        // Lmod's rc-file verbs are harmless no-ops inside a modulefile.
-        for n in [
-            "module_version",
-            "module_alias",
-            "hide_version",
-            "hide_modulefile",
-        ] {
-            base.set(n, lua.create_function(|_, _: MultiValue| Ok(()))?)?;
-        }
-        Ok(())
-    }
-
     /// Evaluates `file` in `mode` in a fresh sandbox.
     fn eval(&self, file: &ModuleFile, usr_name: &str, mode: Mode) -> Result<(), ModError> {
-        eval_file(&self.lua, &self.inner, &self.base, file, usr_name, mode)
+        let (lua, base) = self.lua()?;
+        eval_file(lua, &self.inner, base, file, usr_name, mode)
     }
 
     /// Loads modules by name (`module load`).
@@ -798,10 +327,11 @@ impl Engine {
     /// # Errors
     /// [`ModError`] for an unknown module, a rule violation or an evaluation error.
     pub fn load(&self, names: &[String]) -> Result<(), ModError> {
+        let (lua, base) = self.lua()?;
         for n in names {
             let mp = modulepath_now(&self.inner);
-            load_module(&self.lua, &self.inner, &self.base, n, LoadHow::User)?;
-            settle(&self.lua, &self.inner, &self.base, &mp)?;
+            load_module(lua, &self.inner, base, n, LoadHow::User)?;
+            settle(lua, &self.inner, base, &mp)?;
         }
         Ok(())
     }
@@ -811,8 +341,9 @@ impl Engine {
     /// # Errors
     /// [`ModError`] for a rule violation or an evaluation error.
     pub fn try_load(&self, names: &[String]) -> Result<(), ModError> {
+        let (lua, base) = self.lua()?;
         for n in names {
-            match load_module(&self.lua, &self.inner, &self.base, n, LoadHow::User) {
+            match load_module(lua, &self.inner, base, n, LoadHow::User) {
                 Err(ModError::Unknown { .. }) => {}
                 r => r?,
             }
@@ -825,10 +356,11 @@ impl Engine {
     /// # Errors
     /// [`ModError`] for an evaluation error.
     pub fn unload(&self, names: &[String]) -> Result<(), ModError> {
+        let (lua, base) = self.lua()?;
         for n in names {
             let mp = modulepath_now(&self.inner);
-            unload_module(&self.lua, &self.inner, &self.base, n, true)?;
-            settle(&self.lua, &self.inner, &self.base, &mp)?;
+            unload_module(lua, &self.inner, base, n, true)?;
+            settle(lua, &self.inner, base, &mp)?;
         }
         Ok(())
     }
@@ -838,6 +370,7 @@ impl Engine {
     /// # Errors
     /// [`ModError`] for an evaluation error.
     pub fn purge(&self) -> Result<(), ModError> {
+        let (lua, base) = self.lua()?;
         let mp = modulepath_now(&self.inner);
         loop {
             let last = self
@@ -849,8 +382,8 @@ impl Engine {
                 .last()
                 .map(|l| l.full_name());
             match last {
-                Some(n) => unload_module(&self.lua, &self.inner, &self.base, &n, true)?,
-                None => return settle(&self.lua, &self.inner, &self.base, &mp),
+                Some(n) => unload_module(lua, &self.inner, base, &n, true)?,
+                None => return settle(lua, &self.inner, base, &mp),
             }
         }
     }
@@ -860,6 +393,7 @@ impl Engine {
     /// # Errors
     /// As [`Engine::unload`] and [`Engine::load`].
     pub fn swap(&self, old: &str, new: &str) -> Result<(), ModError> {
+        let (lua, base) = self.lua()?;
         // One settle after the whole swap, as Lmod: the dependents of a swapped
         // compiler are reloaded, not made inactive in between.
         let mp = modulepath_now(&self.inner);
@@ -876,8 +410,8 @@ impl Engine {
                 .iter()
                 .position(|l| l.file == b.file)
         });
-        unload_module(&self.lua, &self.inner, &self.base, old, true)?;
-        load_module(&self.lua, &self.inner, &self.base, new, LoadHow::User)?;
+        unload_module(lua, &self.inner, base, old, true)?;
+        load_module(lua, &self.inner, base, new, LoadHow::User)?;
         let hierarchy = modulepath_now(&self.inner) != mp;
         if let Some(b) = before {
             let mut i = self.inner.borrow_mut();
@@ -902,7 +436,7 @@ impl Engine {
                 i.notices.version_changes.insert(0, (b.full_name(), a));
             }
         }
-        settle(&self.lua, &self.inner, &self.base, &mp)
+        settle(lua, &self.inner, base, &mp)
     }
 
     /// Adds folders to MODULEPATH (`module use`), at the front unless `append`.
@@ -910,6 +444,7 @@ impl Engine {
     /// # Errors
     /// [`ModError`] from reloading modules the new MODULEPATH changes.
     pub fn use_dirs(&self, dirs: &[String], append: bool) -> Result<(), ModError> {
+        let (lua, base) = self.lua()?;
         let mp = modulepath_now(&self.inner);
         let mut i = self.inner.borrow_mut();
         let cwd = std::env::current_dir().unwrap_or_default();
@@ -926,7 +461,7 @@ impl Engine {
         }
         i.refresh_modulepath();
         drop(i);
-        settle(&self.lua, &self.inner, &self.base, &mp)
+        settle(lua, &self.inner, base, &mp)
     }
 
     /// Removes folders from MODULEPATH (`module unuse`).
@@ -934,6 +469,7 @@ impl Engine {
     /// # Errors
     /// [`ModError`] from reloading modules the new MODULEPATH changes.
     pub fn unuse_dirs(&self, dirs: &[String]) -> Result<(), ModError> {
+        let (lua, base) = self.lua()?;
         let mp = modulepath_now(&self.inner);
         let mut i = self.inner.borrow_mut();
         let cwd = std::env::current_dir().unwrap_or_default();
@@ -943,7 +479,7 @@ impl Engine {
         }
         i.refresh_modulepath();
         drop(i);
-        settle(&self.lua, &self.inner, &self.base, &mp)
+        settle(lua, &self.inner, base, &mp)
     }
 
     /// The loaded modules, in load order.
@@ -1286,9 +822,498 @@ impl Engine {
     }
 }
 
+/// Installs the modulefile API (Lmod's functions) into `base`, the table each
+/// modulefile's sandbox is made from.
+fn install(lua: &Lua, base: &Table, inner0: &Rc<RefCell<Inner>>) -> mlua::Result<()> {
+    let g = lua.globals();
+    for name in [
+        "string",
+        "table",
+        "math",
+        "utf8",
+        "pairs",
+        "ipairs",
+        "next",
+        "select",
+        "type",
+        "tostring",
+        "tonumber",
+        "pcall",
+        "error",
+        "assert",
+        "unpack",
+        "rawget",
+        "rawset",
+        "rawequal",
+        "rawlen",
+        "setmetatable",
+        "getmetatable",
+        "print",
+    ] {
+        let v: Value = g.get(name)?;
+        base.set(name, v)?;
+    }
+    if base.get::<Value>("unpack")?.is_nil() {
+        let tu: Value = g.get::<Table>("table")?.get("unpack")?;
+        base.set("unpack", tu)?;
+    }
+    // os: only what cannot change the machine.
+    let os: Table = g.get("os")?;
+    let safe_os = lua.create_table()?;
+    for n in ["date", "time", "clock", "difftime"] {
+        safe_os.set(n, os.get::<Value>(n)?)?;
+    }
+    let inner = inner0.clone();
+    safe_os.set(
+        "getenv",
+        lua.create_function(move |_, name: String| {
+            Ok(inner.borrow().env.get(&name).map(str::to_string))
+        })?,
+    )?;
+    base.set("os", safe_os)?;
+    // io: writing to the terminal goes to the user's messages; files may be read
+    // but not written.
+    let safe_io = lua.create_table()?;
+    let io: Table = g.get("io")?;
+    let real_open: mlua::Function = io.get("open")?;
+    safe_io.set(
+        "open",
+        lua.create_function(move |_, (path, mode): (String, Option<String>)| {
+            let m = mode.unwrap_or_else(|| "r".into());
+            if !m.starts_with('r') || m.contains('+') {
+                return Ok((
+                    Value::Nil,
+                    Some(format!("{path}: modulefiles may not write files")),
+                ));
+            }
+            let f: Value = real_open.call((path, m))?;
+            Ok((f, None))
+        })?,
+    )?;
+    safe_io.set("lines", io.get::<Value>("lines")?)?;
+    let inner = inner0.clone();
+    let write = lua.create_function(move |_, args: MultiValue| {
+        // `io.write(...)` or `io.stderr:write(...)`: skip the stream argument.
+        let parts: Vec<String> = args.iter().filter_map(arg_str).collect();
+        let mut i = inner.borrow_mut();
+        if matches!(i.mode(), Mode::Load | Mode::Unload) {
+            let text = parts.concat();
+            i.messages.push(text.trim_end_matches('\n').to_string());
+        }
+        Ok(())
+    })?;
+    let stream = lua.create_table()?;
+    stream.set("write", write.clone())?;
+    safe_io.set("stderr", stream.clone())?;
+    safe_io.set("stdout", stream)?;
+    safe_io.set("write", write)?;
+    base.set("io", safe_io)?;
+    // print in a modulefile goes to the user, like LmodMessage.
+    let inner = inner0.clone();
+    base.set(
+        "print",
+        lua.create_function(move |_, args: Variadic<Value>| {
+            let s: Vec<String> = args.iter().filter_map(arg_str).collect();
+            inner.borrow_mut().messages.push(s.join("\t"));
+            Ok(())
+        })?,
+    )?;
+
+    macro_rules! func {
+        ($name:expr, $f:expr) => {{
+            let inner = inner0.clone();
+            let f = lua.create_function(move |lua, args: MultiValue| $f(lua, &inner, args))?;
+            base.set($name, f)?;
+        }};
+    }
+
+    // --- environment verbs ---
+    func!("setenv", |_,
+                     inner: &Rc<RefCell<Inner>>,
+                     args: MultiValue| {
+        let (name, value) = name_value(&args);
+        let mut i = inner.borrow_mut();
+        match i.mode() {
+            Mode::Load => i.env.set(&name, &value),
+            Mode::Unload => i.env.unset(&name),
+            Mode::Show => i.show_call("setenv", &[&name, &value]),
+            _ => {}
+        }
+        Ok(())
+    });
+    func!("unsetenv", |_,
+                       inner: &Rc<RefCell<Inner>>,
+                       args: MultiValue| {
+        let v = strings(&args);
+        let name = v.first().cloned().unwrap_or_default();
+        let mut i = inner.borrow_mut();
+        match i.mode() {
+            Mode::Load => i.env.unset(&name),
+            Mode::Unload => {
+                if let Some(val) = v.get(1) {
+                    i.env.set(&name, val);
+                }
+            }
+            Mode::Show => i.show_call("unsetenv", &[&name]),
+            _ => {}
+        }
+        Ok(())
+    });
+    func!("pushenv", |_,
+                      inner: &Rc<RefCell<Inner>>,
+                      args: MultiValue| {
+        let (name, value) = name_value(&args);
+        let mut i = inner.borrow_mut();
+        match i.mode() {
+            Mode::Load => {
+                let old = i.env.get(&name).map(str::to_string);
+                i.env
+                    .state
+                    .pushenv
+                    .entry(name.clone())
+                    .or_default()
+                    .push(old);
+                i.env.set(&name, &value);
+            }
+            Mode::Unload => {
+                let old = i.env.state.pushenv.get_mut(&name).and_then(|s| s.pop());
+                if i.env.state.pushenv.get(&name).is_some_and(|s| s.is_empty()) {
+                    i.env.state.pushenv.remove(&name);
+                }
+                match old.flatten() {
+                    Some(o) => i.env.set(&name, &o),
+                    None => i.env.unset(&name),
+                }
+            }
+            Mode::Show => i.show_call("pushenv", &[&name, &value]),
+            _ => {}
+        }
+        Ok(())
+    });
+    for (fname, front) in [("prepend_path", true), ("append_path", false)] {
+        let inner = inner0.clone();
+        let f = lua.create_function(move |_, args: MultiValue| {
+            let (name, value, delim, priority) = path_args(&args)?;
+            let mut i = inner.borrow_mut();
+            match i.mode() {
+                Mode::Load => i.env.add_path(&name, &value, &delim, front, priority),
+                Mode::Unload => i.env.remove_path(&name, &value, &delim, false),
+                Mode::Show => i.show_call(fname, &[&name, &value]),
+                Mode::Spider if name == "MODULEPATH" => {
+                    let dirs: Vec<String> = value.split(&delim).map(str::to_string).collect();
+                    i.spider_dirs.extend(dirs);
+                }
+                _ => {}
+            }
+            if name == "MODULEPATH" {
+                i.refresh_modulepath();
+            }
+            Ok(())
+        })?;
+        base.set(fname, f)?;
+    }
+    func!("remove_path", |_,
+                          inner: &Rc<RefCell<Inner>>,
+                          args: MultiValue| {
+        let (name, value, delim, _) = path_args(&args)?;
+        let mut i = inner.borrow_mut();
+        match i.mode() {
+            Mode::Load => i.env.remove_path(&name, &value, &delim, true),
+            Mode::Show => i.show_call("remove_path", &[&name, &value]),
+            _ => {}
+        }
+        if name == "MODULEPATH" {
+            i.refresh_modulepath();
+        }
+        Ok(())
+    });
+    func!("set_alias", |_,
+                        inner: &Rc<RefCell<Inner>>,
+                        args: MultiValue| {
+        let (name, value) = name_value(&args);
+        let mut i = inner.borrow_mut();
+        match i.mode() {
+            Mode::Load => i.env.set_alias(&name, &value),
+            Mode::Unload => i.env.unset_alias(&name),
+            Mode::Show => i.show_call("set_alias", &[&name, &value]),
+            _ => {}
+        }
+        Ok(())
+    });
+    func!("unset_alias", |_,
+                          inner: &Rc<RefCell<Inner>>,
+                          args: MultiValue| {
+        let v = strings(&args);
+        let name = v.first().cloned().unwrap_or_default();
+        let mut i = inner.borrow_mut();
+        match i.mode() {
+            Mode::Load => i.env.unset_alias(&name),
+            Mode::Show => i.show_call("unset_alias", &[&name]),
+            _ => {}
+        }
+        Ok(())
+    });
+    func!(
+        "set_shell_function",
+        |_, inner: &Rc<RefCell<Inner>>, args: MultiValue| {
+            let v = strings(&args);
+            let name = v.first().cloned().unwrap_or_default();
+            let bash = v.get(1).cloned().unwrap_or_default();
+            let csh = v.get(2).cloned().unwrap_or_default();
+            let mut i = inner.borrow_mut();
+            match i.mode() {
+                Mode::Load => i.env.set_function(&name, &bash, &csh),
+                Mode::Unload => i.env.unset_function(&name),
+                Mode::Show => i.show_call("set_shell_function", &[&name, &bash]),
+                _ => {}
+            }
+            Ok(())
+        }
+    );
+    func!(
+        "unset_shell_function",
+        |_, inner: &Rc<RefCell<Inner>>, args: MultiValue| {
+            let v = strings(&args);
+            let name = v.first().cloned().unwrap_or_default();
+            let mut i = inner.borrow_mut();
+            if i.mode() == Mode::Load {
+                i.env.unset_function(&name);
+            }
+            Ok(())
+        }
+    );
+
+    // --- dependencies and rules ---
+    for (fname, kind) in [
+        ("load", DepKind::Load),
+        ("try_load", DepKind::TryLoad),
+        ("try_add", DepKind::TryLoad),
+        ("depends_on", DepKind::DependsOn),
+        ("always_load", DepKind::Always),
+        ("load_any", DepKind::Any),
+    ] {
+        let inner = inner0.clone();
+        let base_t = base.clone();
+        let f = lua.create_function(move |lua, args: MultiValue| {
+            let names = module_names(&args);
+            dependency(lua, &inner, &base_t, fname, kind, &names)
+        })?;
+        base.set(fname, f)?;
+    }
+    func!("prereq", |_,
+                     inner: &Rc<RefCell<Inner>>,
+                     args: MultiValue| rule(
+        inner,
+        "prereq",
+        &module_names(&args)
+    ));
+    func!("prereq_any", |_,
+                         inner: &Rc<RefCell<Inner>>,
+                         args: MultiValue| {
+        rule(inner, "prereq_any", &module_names(&args))
+    });
+    func!("conflict", |_,
+                       inner: &Rc<RefCell<Inner>>,
+                       args: MultiValue| {
+        rule(inner, "conflict", &module_names(&args))
+    });
+    {
+        let inner = inner0.clone();
+        let base_t = base.clone();
+        let f = lua.create_function(move |lua, args: MultiValue| {
+            let fam = strings(&args).into_iter().next().unwrap_or_default();
+            family(lua, &inner, &base_t, &fam)
+        })?;
+        base.set("family", f)?;
+    }
+
+    // --- information ---
+    func!("whatis", |_,
+                     inner: &Rc<RefCell<Inner>>,
+                     args: MultiValue| {
+        let v = strings(&args).join("");
+        let mut i = inner.borrow_mut();
+        match i.mode() {
+            Mode::Whatis => i.whatis.push(v),
+            Mode::Show => i.show_call("whatis", &[&v]),
+            _ => {}
+        }
+        Ok(())
+    });
+    func!("help", |_, inner: &Rc<RefCell<Inner>>, args: MultiValue| {
+        let v = strings(&args).join("");
+        let mut i = inner.borrow_mut();
+        match i.mode() {
+            Mode::Help => i.help.push_str(&v),
+            Mode::Show => {
+                let t = format!("help([[{v}]])\n");
+                i.show.push_str(&t);
+            }
+            _ => {}
+        }
+        Ok(())
+    });
+    for (fname, prefix) in [("LmodMessage", ""), ("LmodWarning", "Lmod Warning: ")] {
+        let inner = inner0.clone();
+        let f = lua.create_function(move |_, args: MultiValue| {
+            let v = strings(&args).join("");
+            let mut i = inner.borrow_mut();
+            if matches!(i.mode(), Mode::Load | Mode::Unload) {
+                i.messages.push(format!("{prefix}{v}"));
+                if !prefix.is_empty() {
+                    i.warned = true;
+                }
+            }
+            Ok(())
+        })?;
+        base.set(fname, f)?;
+    }
+    func!("LmodError", |_,
+                        inner: &Rc<RefCell<Inner>>,
+                        args: MultiValue| {
+        let v = strings(&args).join("");
+        let i = inner.borrow();
+        if matches!(i.mode(), Mode::Load | Mode::Unload) {
+            let file = i
+                .frames
+                .last()
+                .map(|f| f.file.path.display().to_string())
+                .unwrap_or_default();
+            return Err(lua_err(ModError::Eval(format!("{file}: {v}"))));
+        }
+        Ok(())
+    });
+    func!(
+        "add_property",
+        |_, inner: &Rc<RefCell<Inner>>, args: MultiValue| {
+            let v = strings(&args);
+            let mut i = inner.borrow_mut();
+            if i.mode() == Mode::Load {
+                if let (Some(k), Some(val)) = (v.first(), v.get(1)) {
+                    i.pending_props.push((k.clone(), val.clone()));
+                }
+            }
+            Ok(())
+        }
+    );
+    func!(
+        "remove_property",
+        |_, _inner: &Rc<RefCell<Inner>>, _args: MultiValue| Ok(())
+    );
+    func!("extensions", |_,
+                         _inner: &Rc<RefCell<Inner>>,
+                         _args: MultiValue| Ok(
+        ()
+    ));
+    func!("execute", |_,
+                      _inner: &Rc<RefCell<Inner>>,
+                      _args: MultiValue| Ok(()));
+
+    // --- introspection ---
+    func!("myModuleName", |_,
+                           inner: &Rc<RefCell<Inner>>,
+                           _a: MultiValue| {
+        Ok(inner
+            .borrow()
+            .frame()
+            .map(|f| f.file.sn.clone())
+            .unwrap_or_default())
+    });
+    func!(
+        "myModuleVersion",
+        |_, inner: &Rc<RefCell<Inner>>, _a: MultiValue| Ok(inner
+            .borrow()
+            .frame()
+            .and_then(|f| f.file.version.clone())
+            .unwrap_or_default())
+    );
+    func!(
+        "myModuleFullName",
+        |_, inner: &Rc<RefCell<Inner>>, _a: MultiValue| Ok(inner
+            .borrow()
+            .frame()
+            .map(|f| f.file.full_name())
+            .unwrap_or_default())
+    );
+    func!(
+        "myModuleUsrName",
+        |_, inner: &Rc<RefCell<Inner>>, _a: MultiValue| Ok(inner
+            .borrow()
+            .frame()
+            .map(|f| f.usr_name.clone())
+            .unwrap_or_default())
+    );
+    func!("myFileName", |_,
+                         inner: &Rc<RefCell<Inner>>,
+                         _a: MultiValue| {
+        Ok(inner
+            .borrow()
+            .frame()
+            .map(|f| f.file.path.display().to_string())
+            .unwrap_or_default())
+    });
+    func!("myShellName", |_,
+                          inner: &Rc<RefCell<Inner>>,
+                          _a: MultiValue| Ok(
+        inner.borrow().shell.clone()
+    ));
+    func!("myShellType", |_,
+                          inner: &Rc<RefCell<Inner>>,
+                          _a: MultiValue| {
+        let s = inner.borrow().shell.clone();
+        Ok(match s.as_str() {
+            "csh" | "tcsh" => "csh".to_string(),
+            "fish" => "fish".to_string(),
+            _ => "sh".to_string(),
+        })
+    });
+    func!("mode", |_, inner: &Rc<RefCell<Inner>>, _a: MultiValue| Ok(
+        inner.borrow().mode().name().to_string()
+    ));
+    func!("isloaded", |_,
+                       inner: &Rc<RefCell<Inner>>,
+                       args: MultiValue| {
+        let name = module_names(&args).into_iter().next().unwrap_or_default();
+        Ok(inner.borrow().find_loaded(&name).is_some())
+    });
+    func!("isAvail", |_,
+                      inner: &Rc<RefCell<Inner>>,
+                      args: MultiValue| {
+        let name = module_names(&args).into_iter().next().unwrap_or_default();
+        let i = inner.borrow();
+        Ok(i.tree_for(&name).resolve(&name).is_some())
+    });
+    func!("pathJoin", |_,
+                       _inner: &Rc<RefCell<Inner>>,
+                       args: MultiValue| {
+        let parts: Vec<String> = strings(&args)
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect();
+        let mut s = parts.join("/");
+        while s.contains("//") {
+            s = s.replace("//", "/");
+        }
+        Ok(s)
+    });
+    // Lmod's rc-file verbs are harmless no-ops inside a modulefile.
+    for n in [
+        "module_version",
+        "module_alias",
+        "hide_version",
+        "hide_modulefile",
+    ] {
+        base.set(n, lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+    }
+    Ok(())
+}
+
 impl RcReader for Engine {
     fn read_rc(&self, path: &Path) -> Vec<RcDirective> {
-        read_rc(&self.lua, path)
+        match self.lua() {
+            Ok((lua, _)) => read_rc(lua, path),
+            Err(_) => Vec::new(),
+        }
     }
 }
 

@@ -523,8 +523,12 @@ fn list<T: Send>(
             }
         }
     };
-    let threads = reader_threads();
-    if threads < 2 || subdirs.len() < PARALLEL_DIRS {
+    let threads = if subdirs.len() < PARALLEL_DIRS {
+        1
+    } else {
+        reader_threads()
+    };
+    if threads < 2 {
         fill(&mut subdirs, buf);
     } else {
         let size = subdirs.len().div_ceil(threads);
