@@ -204,7 +204,7 @@ impl Tree {
         let i = self.dirs.len();
         self.dirs.push(dir.clone());
         let mut out = Vec::new();
-        if let Some(l) = list(&dir, "", Some(read), &mut Vec::new()) {
+        if let Some(l) = list(&dir, "", Some(read), &mut Vec::new(), reader_threads()) {
             self.apply(i, l, "", rc, &mut out);
         }
         self.finish_dir(i, &dir, rc);
@@ -240,7 +240,7 @@ impl Tree {
     /// and everything under it into the tree. The listing is read first, without Lua
     /// (see [`list`]); then it is applied here in name order, with rc files evaluated.
     fn walk(&mut self, dir: usize, path: &Path, rel: &str, rc: &dyn RcReader) {
-        if let Some(l) = list::<()>(path, rel, None, &mut Vec::new()) {
+        if let Some(l) = list::<()>(path, rel, None, &mut Vec::new(), reader_threads()) {
             self.apply(dir, l, rel, rc, &mut Vec::new());
         }
     }
@@ -490,7 +490,8 @@ pub(crate) fn reader_threads() -> usize {
 /// Reads the folder `path` (named `rel` relative to its MODULEPATH folder; empty for
 /// the MODULEPATH folder itself) and everything under it; `None` if it cannot be
 /// listed. With `read`, every modulefile is also read and `read` applied to its full
-/// name and text. `buf` is scratch space for file reads.
+/// name and text. `buf` is scratch space for file reads; `threads` is how many threads
+/// may read (see [`reader_threads`]).
 ///
 /// File types come from the directory listing (no `stat` per file, except for
 /// symlinks). In a name's folder `default`, `.version` and `.modulerc.lua` are looked
@@ -502,6 +503,7 @@ fn list<T: Send>(
     rel: &str,
     read: Option<ReadFn<T>>,
     buf: &mut Vec<u8>,
+    threads: usize,
 ) -> Option<Listing<T>> {
     let mut l = list_one(path, rel, read, buf)?;
     let mut subdirs: Vec<&mut Listed<T>> = l
@@ -517,18 +519,13 @@ fn list<T: Send>(
                 } else {
                     format!("{rel}/{name}")
                 };
-                if let Some(sub) = list(&path.join(&*name), &child, read, buf) {
+                if let Some(sub) = list(&path.join(&*name), &child, read, buf, threads) {
                     *listing = sub;
                 }
             }
         }
     };
-    let threads = if subdirs.len() < PARALLEL_DIRS {
-        1
-    } else {
-        reader_threads()
-    };
-    if threads < 2 {
+    if threads < 2 || subdirs.len() < PARALLEL_DIRS {
         fill(&mut subdirs, buf);
     } else {
         let size = subdirs.len().div_ceil(threads);
@@ -667,6 +664,71 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct NoRc;
+    impl RcReader for NoRc {
+        fn read_rc(&self, _: &Path) -> Vec<RcDirective> {
+            Vec::new()
+        }
+    }
+
+    /// A tree whose top folder and one category folder have more than
+    /// [`PARALLEL_DIRS`] sub-folders, with a default symlink, a `.version` file, a
+    /// hidden version, a non-modulefile and a name without versions.
+    fn parallel_fixture() -> PathBuf {
+        let root = std::env::temp_dir().join(format!("mlmod-list-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let w = |p: &str, text: &str| {
+            let p = root.join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        for n in 0..40 {
+            for v in ["1.0", "1.10", "2.0"] {
+                w(&format!("n{n:02}/{v}.lua"), &format!("-- n{n:02} {v}\n"));
+            }
+        }
+        for n in 0..35 {
+            w(&format!("cat/t{n:02}/3.1.lua"), "whatis(\"x\")\n");
+        }
+        w("n00/.hidden.lua", "");
+        w("n00/notes.txt", "not a modulefile");
+        w("n01/.version", "#%Module\nset ModulesVersion \"1.0\"\n");
+        std::os::unix::fs::symlink("1.10.lua", root.join("n02/default")).unwrap();
+        w("solo.lua", "");
+        root
+    }
+
+    #[test]
+    fn threaded_listing_equals_serial_listing() {
+        let root = parallel_fixture();
+        let build = |threads: usize| {
+            let mut t = Tree::default();
+            t.dirs.push(root.clone());
+            let mut read = Vec::new();
+            let scan = |name: &str, text: &str| (name.to_string(), text.len());
+            let l = list(&root, "", Some(&scan), &mut Vec::new(), threads).unwrap();
+            t.apply(0, l, "", &NoRc, &mut read);
+            (t, read)
+        };
+        let (serial, serial_read) = build(1);
+        let (threaded, threaded_read) = build(4);
+        assert_eq!(serial.names, threaded.names);
+        assert_eq!(serial_read, threaded_read);
+        // 40 × 3 + 35 + hidden + solo modulefiles, each read once, in name order.
+        assert_eq!(serial_read.len(), 157);
+        assert_eq!(serial_read[0].1, ("cat/t00/3.1".to_string(), 12));
+        assert_eq!(serial_read.last().unwrap().1, ("solo".to_string(), 0));
+        assert_eq!(serial.names.len(), 40 + 35 + 1);
+        assert_eq!(serial.names["n01"].marked_default.as_deref(), Some("1.0"));
+        assert_eq!(serial.names["n02"].marked_default.as_deref(), Some("1.10"));
+        assert!(serial.names["n00"].files.iter().any(|f| f.hidden));
+        assert_eq!(
+            serial.names["cat/t34"].files[0].version.as_deref(),
+            Some("3.1")
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 
     #[test]
     fn dot_version_files() {
