@@ -220,7 +220,13 @@ fn dispatch(
         "swap" => match rest {
             [new] => {
                 let sn = new.split('/').next().unwrap_or(new).to_string();
-                engine.swap(&sn, new)?;
+                engine.swap(&sn, new).map_err(|e| match e {
+                    // Lmod names what the user typed.
+                    ModError::Rule(m) if m == format!("Swap failed: \"{sn}\" is not loaded.") => {
+                        ModError::Rule(format!("Swap failed: \"{new}\" is not loaded."))
+                    }
+                    e => e,
+                })?;
                 Ok((String::new(), true))
             }
             [old, new] => {
@@ -679,9 +685,12 @@ fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModEr
             return Ok(out);
         }
         out += &format!("\n{RULE}\nThe following is a list of the modules and extensions currently available:\n{RULE}\n");
-        for files in by_name.values() {
+        // Lmod lists names in plain string order here (`Boost` before `Boost.MPI`).
+        let mut names: Vec<&Vec<&ModuleFile>> = by_name.values().collect();
+        names.sort_by(|a, b| a[0].sn.cmp(&b[0].sn));
+        for files in names {
             let names: Vec<String> = files.iter().map(|f| f.full_name()).collect();
-            out += &format!("  {}: {}\n", files[0].sn, names.join(", "));
+            out += &versions_line(&files[0].sn, &names);
             let d = description(engine, files[files.len() - 1]);
             if !d.is_empty() {
                 out += &format!("    {d}\n");
@@ -690,27 +699,135 @@ fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModEr
         }
         return Ok(out);
     };
-    let f = tree.resolve(name).ok_or_else(|| ModError::Unknown {
-        name: name.clone(),
-        suggestions: tree.suggest(name),
-    })?;
-    let files = &by_name[&format!("{}/", f.sn)];
-    let exact = name.contains('/') || files.len() == 1;
+    // Lmod's search (Spider.lua, spiderSearch): a name is shown whole; a full name
+    // in detail; any other text is a case-independent Lua pattern matched against
+    // every name and full name, and each matching name shows its matching versions.
+    let exact_name = by_name.contains_key(&format!("{name}/"));
+    let exact_full = by_name
+        .values()
+        .flatten()
+        .find(|f| f.full_name() == *name)
+        .copied();
     let mut out = String::new();
-    if !exact {
-        out += &format!("\n{RULE}\n  {}:\n{RULE}\n", f.sn);
-        let d = description(engine, files[files.len() - 1]);
-        if !d.is_empty() {
-            out += &format!("    Description:\n      {d}\n\n");
+    if exact_name || exact_full.is_some() {
+        let f = match exact_full {
+            Some(f) => f,
+            None => tree.resolve(name).ok_or_else(|| ModError::Unknown {
+                name: name.clone(),
+                suggestions: tree.suggest(name),
+            })?,
+        };
+        let files = &by_name[&format!("{}/", f.sn)];
+        if exact_full.is_some() || files.len() == 1 {
+            out += &spider_detail(engine, &tree, &needs, f);
+        } else {
+            out += &spider_versions(engine, &f.sn, files, terse);
         }
-        out += "     Versions:\n";
-        for g in files {
-            out += &format!("        {}\n", g.full_name());
-        }
-        out += &format!("\n{RULE}\n  For detailed information about a specific \"{}\" package (including how to load the modules) use the module's full name.\n  For example:\n\n     $ module spider {}\n{RULE}\n", f.sn, files[files.len() - 1].full_name());
         return Ok(out);
     }
-    out += &format!("\n{RULE}\n  {}: {}\n{RULE}\n", f.sn, f.full_name());
+    let pattern = case_independent(name);
+    let mut names: Vec<(&String, &Vec<&ModuleFile>)> = by_name.iter().collect();
+    // Lmod visits names in plain string order (`Boost` before `Boost.MPI`).
+    names.sort_by(|a, b| a.1[0].sn.cmp(&b.1[0].sn));
+    let full: Vec<String> = names
+        .iter()
+        .flat_map(|(_, files)| files.iter().map(|f| f.full_name()))
+        .collect();
+    let hits = engine.pattern_matches(&pattern, &full)?;
+    let mut at = 0;
+    for (_, files) in names {
+        let matching: Vec<&ModuleFile> = files
+            .iter()
+            .zip(&hits[at..at + files.len()])
+            .filter(|(_, hit)| **hit)
+            .map(|(f, _)| *f)
+            .collect();
+        at += files.len();
+        // One matching version is shown in detail; several show the name with all
+        // its versions, as Lmod's level 1 does.
+        match matching.as_slice() {
+            [] => {}
+            [one] => out += &spider_detail(engine, &tree, &needs, one),
+            _ => out += &spider_versions(engine, &files[0].sn, files, terse),
+        }
+    }
+    if out.is_empty() {
+        return Err(ModError::Unknown {
+            name: name.clone(),
+            suggestions: tree.suggest(name),
+        });
+    }
+    Ok(out)
+}
+
+/// A name and its versions on one line, as `spider` (without a name) and `keyword`
+/// list them: `  NAME: NAME/V1, NAME/V2, ...`. Like Lmod (Spider.lua, Level0Helper)
+/// the list stops with `...` at the version that takes it past 76 columns (its
+/// 80-column width less 4), counting each version with its separator.
+fn versions_line(sn: &str, names: &[String]) -> String {
+    const WIDTH: usize = 80 - 4;
+    let mut line = format!("  {sn}:");
+    let mut len = line.len();
+    for (i, n) in names.iter().enumerate() {
+        len += n.len() + 2;
+        if i > 0 {
+            line.push(',');
+        }
+        if len > WIDTH {
+            line.push_str(" ...");
+            break;
+        }
+        line.push(' ');
+        line.push_str(n);
+    }
+    line.push('\n');
+    line
+}
+
+/// Lmod's `string.caseIndependent`: each ASCII letter becomes `[Xx]`; everything else
+/// stays (a Lua pattern).
+fn case_independent(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 4);
+    for c in text.chars() {
+        if c.is_ascii_alphabetic() {
+            out.push('[');
+            out.push(c.to_ascii_uppercase());
+            out.push(c.to_ascii_lowercase());
+            out.push(']');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `spider` for a name with several versions (Lmod's level 1): the description and
+/// the versions; with `-t` only the versions, one per line.
+fn spider_versions(engine: &Engine, sn: &str, files: &[&ModuleFile], terse: bool) -> String {
+    let mut out = String::new();
+    if terse {
+        for g in files {
+            out += &g.full_name();
+            out.push('\n');
+        }
+        return out;
+    }
+    out += &format!("\n{RULE}\n  {sn}:\n{RULE}\n");
+    let d = description(engine, files[files.len() - 1]);
+    if !d.is_empty() {
+        out += &format!("    Description:\n      {d}\n\n");
+    }
+    out += "     Versions:\n";
+    for g in files {
+        out += &format!("        {}\n", g.full_name());
+    }
+    out += &format!("\n{RULE}\n  For detailed information about a specific \"{sn}\" package (including how to load the modules) use the module's full name.\n  For example:\n\n     $ module spider {}\n{RULE}\n", files[files.len() - 1].full_name());
+    out
+}
+
+/// `spider` for one module (Lmod's level 2): its description and how to reach it.
+fn spider_detail(engine: &Engine, tree: &Tree, needs: &[Vec<String>], f: &ModuleFile) -> String {
+    let mut out = format!("\n{RULE}\n  {}: {}\n{RULE}\n", f.sn, f.full_name());
     let d = description(engine, f);
     if !d.is_empty() {
         out += &format!("    Description:\n      {d}\n\n");
@@ -738,7 +855,7 @@ fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModEr
             out += &format!("      {}\n", n.join("  "));
         }
     }
-    Ok(out)
+    out
 }
 
 /// What `keyword` learned from one modulefile's text.
@@ -771,8 +888,9 @@ fn contains_ascii_ci(hay: &str, needle: &str) -> bool {
     })
 }
 
-/// `module keyword`: modules whose name or whatis text contains any of the words
-/// (case-insensitive), grouped by name as Lmod prints them, with each name's
+/// `module keyword`: modules whose short name or whatis text contains any of the
+/// words (case-insensitive; Lmod's Spider.lua searchSpiderDB: the version is not
+/// searched), grouped by name as Lmod prints them, with each name's
 /// description.
 fn keyword(engine: &Engine, words: &[String]) -> String {
     // Lmod lowercases with Lua's string.lower: ASCII letters only.
@@ -782,8 +900,8 @@ fn keyword(engine: &Engine, words: &[String]) -> String {
     // evaluating every modulefile would cost as much as Lmod without its cache. Each
     // text is looked at on the reader threads as the hierarchy walk reads it: files
     // whose whatis lines are literals are read there, the rest are evaluated here.
-    let (tree, _, scanned) = engine.hierarchy_scan(|name, text| {
-        if !any_word(name) && !any_word(text) {
+    let (tree, _, scanned) = engine.hierarchy_scan(|sn, text| {
+        if !any_word(sn) && !any_word(text) {
             return Scan::Miss;
         }
         match crate::literal::literal_whatis(text) {
@@ -791,9 +909,8 @@ fn keyword(engine: &Engine, words: &[String]) -> String {
             None => Scan::Eval,
         }
     });
-    let matches = |f: &ModuleFile, whatis: &[String]| {
-        any_word(&f.full_name()) || whatis.iter().any(|l| any_word(l))
-    };
+    let matches =
+        |f: &ModuleFile, whatis: &[String]| any_word(&f.sn) || whatis.iter().any(|l| any_word(l));
     // (position in the listing, file, whatis lines)
     let mut matched: Vec<(usize, &ModuleFile, Vec<String>)> = Vec::new();
     let mut to_eval: Vec<(usize, &ModuleFile)> = Vec::new();
@@ -805,7 +922,7 @@ fn keyword(engine: &Engine, words: &[String]) -> String {
             Some(Scan::Eval) => to_eval.push((i, f)),
             // Unreadable: only its name can match; evaluating reports the error.
             None => {
-                if any_word(&f.full_name()) {
+                if any_word(&f.sn) {
                     to_eval.push((i, f))
                 }
             }
@@ -827,7 +944,8 @@ fn keyword(engine: &Engine, words: &[String]) -> String {
         if !matches(f, &whatis) {
             continue;
         }
-        let e = hits.entry(format!("{}/", f.sn)).or_default();
+        // Lmod lists the names in plain string order (`Perl` before `Perl-bundle-CPAN`).
+        let e = hits.entry(f.sn.clone()).or_default();
         if !e.0.iter().any(|g| g.version == f.version) {
             e.0.push(f);
         }
@@ -848,7 +966,7 @@ fn keyword(engine: &Engine, words: &[String]) -> String {
     for (_, (mut files, desc)) in hits {
         sort_files(&mut files);
         let names: Vec<String> = files.iter().map(|f| f.full_name()).collect();
-        out += &format!("  {}: {}\n", files[0].sn, names.join(", "));
+        out += &versions_line(&files[0].sn, &names);
         if !desc.is_empty() {
             out += &format!("    {desc}\n");
         }

@@ -65,7 +65,7 @@ pub enum ModError {
     /// A Lua syntax or runtime error, or `LmodError`, with file and line when known.
     #[error("{0}")]
     Eval(String),
-    /// A conflict or missing prerequisite.
+    /// A conflict or missing prerequisite, or a swap of a module that is not loaded.
     #[error("{0}")]
     Rule(String),
     /// A bad command line.
@@ -401,6 +401,12 @@ impl Engine {
             let i = self.inner.borrow();
             i.find_loaded(old).map(|k| i.env.state.loaded[k].clone())
         };
+        if before.is_none() {
+            // Lmod refuses and changes nothing.
+            return Err(ModError::Rule(format!(
+                "Swap failed: \"{old}\" is not loaded."
+            )));
+        }
         let place = before.as_ref().and_then(|b| {
             self.inner
                 .borrow()
@@ -627,6 +633,40 @@ impl Engine {
         std::mem::take(&mut self.inner.borrow_mut().messages)
     }
 
+    /// Which of `subjects` contain a match of the Lua pattern `pattern`
+    /// (`string.find(subject, pattern)`), as Lmod's `spider` searches names. Lmod
+    /// makes the user's search text case-independent (each letter `x` becomes `[Xx]`)
+    /// and otherwise uses it as a Lua pattern, so `.` and `-` keep their pattern
+    /// meanings (<https://www.lua.org/manual/5.4/manual.html#6.4.1>).
+    ///
+    /// # Errors
+    /// [`ModError::Usage`] naming the pattern if Lua rejects it (e.g. `[` unclosed).
+    pub fn pattern_matches(
+        &self,
+        pattern: &str,
+        subjects: &[String],
+    ) -> Result<Vec<bool>, ModError> {
+        let (lua, _) = self.lua()?;
+        let find: mlua::Function = lua
+            .globals()
+            .get::<Table>("string")
+            .and_then(|t| t.get("find"))
+            .map_err(from_lua)?;
+        subjects
+            .iter()
+            .map(|s| {
+                find.call::<Value>((s.as_str(), pattern))
+                    .map(|v| !v.is_nil())
+                    .map_err(|e| {
+                        ModError::Usage(format!(
+                            "search text \"{pattern}\" is not a valid Lua pattern: {}",
+                            from_lua(e)
+                        ))
+                    })
+            })
+            .collect()
+    }
+
     /// The whole module hierarchy reachable from MODULEPATH (`module spider`): the
     /// folders in the order found, each with the modules that must be loaded to reach
     /// it (empty for MODULEPATH itself). A modulefile is evaluated (in spider mode) only
@@ -636,7 +676,8 @@ impl Engine {
         (tree, needs)
     }
 
-    /// [`Engine::hierarchy`], also applying `scan` to the text of every modulefile as
+    /// [`Engine::hierarchy`], also applying `scan` to the short name and text of every
+    /// modulefile as
     /// it is read, on the reader threads, so that listings that look into every file
     /// (keyword) neither keep the texts nor read them twice. The third value maps each
     /// modulefile's path to what `scan` gave; a file that could not be read (or is not

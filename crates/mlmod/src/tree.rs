@@ -193,7 +193,7 @@ impl Tree {
     }
 
     /// [`Tree::push_dir`], also reading every modulefile under `dir` (on the reader
-    /// threads) and applying `read` to its full name and text. Returns what `read`
+    /// threads) and applying `read` to its short name and text. Returns what `read`
     /// gave for each file that could be read as UTF-8, with its path.
     pub fn push_dir_reading<T: Send>(
         &mut self,
@@ -470,7 +470,7 @@ enum Listed<T> {
     Dir { name: String, listing: Listing<T> },
 }
 
-/// Applied to each modulefile's full name and text while listing (on reader threads).
+/// Applied to each modulefile's short name and text while listing (on reader threads).
 type ReadFn<'a, T> = &'a (dyn Fn(&str, &str) -> T + Sync);
 
 /// Folders with at least this many sub-folders are read on several threads.
@@ -489,7 +489,7 @@ pub(crate) fn reader_threads() -> usize {
 
 /// Reads the folder `path` (named `rel` relative to its MODULEPATH folder; empty for
 /// the MODULEPATH folder itself) and everything under it; `None` if it cannot be
-/// listed. With `read`, every modulefile is also read and `read` applied to its full
+/// listed. With `read`, every modulefile is also read and `read` applied to its short
 /// name and text. `buf` is scratch space for file reads; `threads` is how many threads
 /// may read (see [`reader_threads`]).
 ///
@@ -591,11 +591,11 @@ fn list_one<T>(
             let text = read.and_then(|f| {
                 let n = crate::engine::read_into(&path, buf).ok()?;
                 let text = std::str::from_utf8(&buf[..n]).ok()?;
-                let stem = &name[..name.len() - ".lua".len()];
+                // The short name: the folder's name, or the file's for `DIR/NAME.lua`.
                 Some(if name_folder {
-                    f(&format!("{rel}/{stem}"), text)
+                    f(rel, text)
                 } else {
-                    f(stem, text)
+                    f(&name[..name.len() - ".lua".len()], text)
                 })
             });
             entries.push(Listed::File { name, path, text });
@@ -706,7 +706,7 @@ mod tests {
             let mut t = Tree::default();
             t.dirs.push(root.clone());
             let mut read = Vec::new();
-            let scan = |name: &str, text: &str| (name.to_string(), text.len());
+            let scan = |sn: &str, text: &str| (sn.to_string(), text.len());
             let l = list(&root, "", Some(&scan), &mut Vec::new(), threads).unwrap();
             t.apply(0, l, "", &NoRc, &mut read);
             (t, read)
@@ -717,7 +717,7 @@ mod tests {
         assert_eq!(serial_read, threaded_read);
         // 40 × 3 + 35 + hidden + solo modulefiles, each read once, in name order.
         assert_eq!(serial_read.len(), 157);
-        assert_eq!(serial_read[0].1, ("cat/t00/3.1".to_string(), 12));
+        assert_eq!(serial_read[0].1, ("cat/t00".to_string(), 12));
         assert_eq!(serial_read.last().unwrap().1, ("solo".to_string(), 0));
         assert_eq!(serial.names.len(), 40 + 35 + 1);
         assert_eq!(serial.names["n01"].marked_default.as_deref(), Some("1.0"));

@@ -1768,3 +1768,137 @@ fn spack_hierarchy() {
     remove_scratch(&root);
     report.finish();
 }
+
+// ---------------------------------------------------------------------------------------
+// Test: listings print Lmod's module names
+// ---------------------------------------------------------------------------------------
+
+/// Runs `module ARGS` on one side in a clean bash with the easybuild tree on
+/// MODULEPATH; its stdout and stderr together.
+fn listing_output(side: Side, eb: &Path, home: &Path, args: &str) -> String {
+    let init = match side {
+        Side::Lmod => format!("source {LMOD_INIT}"),
+        Side::Mlmod => format!("eval \"$({} init bash)\"", sh_quote(&mlmod_bin())),
+    };
+    let script = format!(
+        "{init}; module use {}; module {args}",
+        sh_quote(&eb.to_string_lossy())
+    );
+    let out = std::process::Command::new("env")
+        .args(["-i", "PATH=/usr/bin:/bin", "LMOD_IGNORE_CACHE=1"])
+        .arg(format!("HOME={}", home.display()))
+        .args(["bash", "--noprofile", "--norc", "-c", &script])
+        .output()
+        .expect("run bash");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The module names and full names in a listing, in order of first appearance: every
+/// word (markers such as `(D)` and trailing `:` or `,` cut off) that is one of
+/// `known`. Layout, wrapping and help texts do not matter.
+fn names_in(text: &str, known: &BTreeSet<String>) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for w in text.split_whitespace() {
+        let w = w.split('(').next().unwrap_or(w);
+        let w = w.trim_end_matches([':', ',']);
+        if known.contains(w) && seen.insert(w.to_string()) {
+            out.push(w.to_string());
+        }
+    }
+    out
+}
+
+/// `spider` with a name, a full name, a partial version and search texts (Lmod's
+/// case-independent Lua patterns over names and full names), `spider` alone,
+/// `-t spider`, `keyword` (names and whatis, with Lmod's `...` cut of long version
+/// lists) and filtered `avail` print the same module names, in the same order, as
+/// Lmod.
+#[test]
+fn listings_name_lmods_modules() {
+    if !lmod_available("listings_name_lmods_modules") {
+        return;
+    }
+    let eb = modulefiles_dir().join("easybuild");
+    if !eb.is_dir() {
+        eprintln!(
+            "SKIPPED listings_name_lmods_modules: {} not found (set MLMOD_MODULEFILES_DIR)",
+            eb.display()
+        );
+        return;
+    }
+    let eb = fs::canonicalize(&eb).unwrap();
+    let root = scratch_dir("listings");
+    let (lmod_home, mlmod_home) = (root.join("lmod"), root.join("mlmod"));
+    fs::create_dir_all(&lmod_home).unwrap();
+    fs::create_dir_all(&mlmod_home).unwrap();
+    let terse = listing_output(Side::Lmod, &eb, &lmod_home, "-t avail");
+    let mut known: BTreeSet<String> = BTreeSet::new();
+    for n in parse_terse_avail(&terse) {
+        if let Some((sn, _)) = n.rsplit_once('/') {
+            known.insert(sn.to_string());
+        }
+        known.insert(n);
+    }
+    assert!(known.len() > 3000, "Lmod listed {} names", known.len());
+    let commands = [
+        "spider Java",
+        "spider Java/11.0.2",
+        "spider Java/11",
+        "spider Jav",
+        "spider java",
+        "spider 2019b",
+        "-t spider Jav",
+        "-t spider Java",
+        "spider",
+        "keyword bzip2",
+        "keyword gcc",
+        "keyword compiler",
+        "avail Java/1",
+        "-t avail GCC",
+    ];
+    let mut failures = Vec::new();
+    for c in commands {
+        // In the overviews (`spider` alone, `keyword`) descriptions mention other
+        // modules' names; only the `  NAME: versions` lines are compared.
+        let overview = c == "spider" || c.starts_with("keyword");
+        let view = |text: String| -> String {
+            if !overview {
+                return text;
+            }
+            text.lines()
+                .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let mut l = names_in(
+            &view(listing_output(Side::Lmod, &eb, &lmod_home, c)),
+            &known,
+        );
+        let mut m = names_in(
+            &view(listing_output(Side::Mlmod, &eb, &mlmod_home, c)),
+            &known,
+        );
+        if c.starts_with("avail") {
+            // Columns: Lmod fills 3 on 80 characters, mlmod 2 (docs/compat.md).
+            l.sort();
+            m.sort();
+        }
+        assert!(!l.is_empty(), "`module {c}` under Lmod named no module");
+        if l != m {
+            failures.push(format!("module {c}:\n  Lmod:  {l:?}\n  mlmod: {m:?}"));
+        }
+    }
+    // Lmod's matches for `spider Jav` include names that only a version matches.
+    let jav = names_in(
+        &listing_output(Side::Mlmod, &eb, &mlmod_home, "spider Jav"),
+        &known,
+    );
+    assert!(jav.contains(&"FastQC".to_string()) && jav.contains(&"Java".to_string()));
+    remove_scratch(&root);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
