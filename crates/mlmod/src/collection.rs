@@ -18,6 +18,10 @@ pub struct Member {
     pub name: String,
     /// Loaded by the user (restored explicitly) rather than as a dependency.
     pub user: bool,
+    /// The name the user loaded it by (`bzip2` for `bzip2/1.0.8`); empty in files
+    /// written before it was recorded.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user_name: String,
 }
 
 /// A saved collection.
@@ -69,6 +73,7 @@ pub fn save(engine: &Engine, name: &str) -> Result<PathBuf, ModError> {
             .map(|l| Member {
                 name: l.full_name(),
                 user: l.user,
+                user_name: if l.user { l.usr_name } else { String::new() },
             })
             .collect(),
     };
@@ -92,8 +97,17 @@ pub fn save(engine: &Engine, name: &str) -> Result<PathBuf, ModError> {
 pub fn read(engine: &Engine, name: &str) -> Result<Collection, ModError> {
     check_name(name)?;
     let path = dir(engine)?.join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| ModError::Usage(format!("collection \"{name}\" ({}): {e}", path.display())))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        ModError::Usage(if e.kind() == std::io::ErrorKind::NotFound {
+            // Lmod's wording.
+            format!(
+                "User module collection: \"{name}\" does not exist ({}).\n  Try \"module savelist\" for possible choices.",
+                path.display()
+            )
+        } else {
+            format!("collection \"{name}\" ({}): {e}", path.display())
+        })
+    })?;
     let c: Collection = serde_json::from_str(&text)
         .map_err(|e| ModError::Usage(format!("{}: not a collection file: {e}", path.display())))?;
     if c.v != COLLECTION_FORMAT {
@@ -106,18 +120,29 @@ pub fn read(engine: &Engine, name: &str) -> Result<Collection, ModError> {
     Ok(c)
 }
 
-/// Purges, sets MODULEPATH as saved, and loads the collection's user-loaded modules.
+/// Purges, sets MODULEPATH as saved, and loads the collection's user-loaded modules
+/// by the names the user loaded them with, so that `bzip2` loads today's default, as
+/// Lmod does; with `LMOD_PIN_VERSIONS=yes` by their full names (Lmod's
+/// `--pin_versions`; <https://lmod.readthedocs.io/en/latest/010_user.html>). For a
+/// set pinned by digest, see `module restore --locked`.
 ///
 /// # Errors
 /// [`ModError`] if the collection cannot be read or a module cannot be loaded (then
 /// nothing changes: the command is all or nothing).
 pub fn restore(engine: &Engine, name: &str) -> Result<(), ModError> {
     let c = read(engine, name)?;
+    let pin = engine.env().get("LMOD_PIN_VERSIONS") == Some("yes");
     let names: Vec<String> = c
         .modules
         .iter()
         .filter(|m| m.user)
-        .map(|m| m.name.clone())
+        .map(|m| {
+            if pin || m.user_name.is_empty() {
+                m.name.clone()
+            } else {
+                m.user_name.clone()
+            }
+        })
         .collect();
     load_set(engine, c.modulepath.as_deref(), &names)
 }

@@ -521,7 +521,11 @@ fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
                     flags.push("L");
                     legend_l = true;
                 }
-                if e.files.iter().filter(|x| !x.hidden).count() > 1 && is_default(&tree, f) {
+                // With `-d` every line is a default, and Lmod marks none of them.
+                if !opts.defaults_only
+                    && e.files.iter().filter(|x| !x.hidden).count() > 1
+                    && is_default(&tree, f)
+                {
                     flags.push("D");
                     legend_d = true;
                 }

@@ -55,7 +55,7 @@ impl Mode {
 #[non_exhaustive]
 pub enum ModError {
     /// A module that is not on MODULEPATH.
-    #[error("The following module(s) are unknown: \"{name}\"{}", suggest(.suggestions))]
+    #[error("The following module(s) are unknown: \"{name}\"\n\n   Please check the spelling or version number. Also try \"module spider ...\"{}", suggest(.suggestions))]
     Unknown {
         /// What was asked.
         name: String,

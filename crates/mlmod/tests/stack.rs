@@ -747,3 +747,37 @@ fn mlmod_lock_needs_no_eval() {
         serde_json::from_str(&std::fs::read_to_string(&lockfile).unwrap()).unwrap();
     assert_eq!(lock["modules"][0]["name"], "hello/2.0");
 }
+
+/// A missing local source fails before any package is installed: the pip package
+/// listed first is never started (its interpreter does not even exist), and the error
+/// names the spec line of the folder package.
+#[test]
+fn missing_local_sources_fail_before_any_install() {
+    let base = tmp("missing-dir");
+    let spec = base.join("stack.toml");
+    write(
+        &spec,
+        "[[package]]\nname = \"six\"\nversion = \"1.16.0\"\npip = \"six\"\n\n\
+         [[package]]\nname = \"hello\"\nversion = \"1.0\"\ndir = \"prebuilt/nowhere\"\n",
+    );
+    let root = base.join("root");
+    let o = Command::new(env!("CARGO_BIN_EXE_mlmod"))
+        .args([
+            "stack",
+            "build",
+            spec.to_str().unwrap(),
+            "--root",
+            root.to_str().unwrap(),
+        ])
+        .env("MLMOD_PYTHON", base.join("no-such-python"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let t = text(&o);
+    assert!(
+        t.contains("stack.toml:6: hello/1.0") && t.contains("not a directory"),
+        "{t}"
+    );
+    assert!(!t.contains("no-such-python"), "pip was started: {t}");
+    assert!(!root.join("software").exists() && !root.join(".staging").exists());
+}

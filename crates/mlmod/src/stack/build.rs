@@ -60,6 +60,30 @@ fn stage_and_publish(
     staging: &Path,
     force: bool,
 ) -> Result<Vec<(String, Outcome)>, StackError> {
+    // Local sources of versions not yet published are checked before anything is
+    // installed, so that a missing folder or tarball fails at once rather than after
+    // minutes of pip installs (a published version's sources are not read again).
+    for (p, line) in &spec.packages {
+        if prefix_of(root, p).exists() {
+            continue;
+        }
+        let missing = match (&p.dir, &p.tarball) {
+            (Some(d), _) if !spec.resolve(d).is_dir() => Some(format!(
+                "dir {}: not a directory",
+                spec.resolve(d).display()
+            )),
+            (_, Some(t)) if !spec.resolve(t).is_file() => {
+                Some(format!("tarball {}: not a file", spec.resolve(t).display()))
+            }
+            _ => None,
+        };
+        if let Some(message) = missing {
+            return Err(StackError::Build {
+                package: format!("{}:{line}: {}", spec.path.display(), p.full_name()),
+                message,
+            });
+        }
+    }
     let mut steps: Vec<(&PackageSpec, Step)> = Vec::new();
     for (p, line) in &spec.packages {
         let step = stage(spec, p, root, staging, force).map_err(|e| match e {

@@ -1,0 +1,75 @@
+//! Named collections as Lmod keeps them: `restore` loads each module by the name the
+//! user typed, so a collection that holds `foo` loads today's default of foo; with
+//! `LMOD_PIN_VERSIONS=yes` it loads the exact versions saved (Lmod's
+//! `LMOD_PIN_VERSIONS`, default `no`, checked against Lmod 8.6 by hand: save `foo`
+//! with foo/1.0 only, add foo/2.0, restore gives 2.0, pinned gives 1.0).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn scratch(tag: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("mlmod-coll-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.join("tree/foo")).unwrap();
+    std::fs::create_dir_all(d.join("home")).unwrap();
+    d
+}
+
+/// Runs a bash session with mlmod's `module` on `dir/tree`; stdout and stderr.
+fn session(dir: &Path, script: &str, env: &[(&str, &str)]) -> (String, String) {
+    let init = format!(
+        "eval \"$({} init bash)\"; module use '{}'",
+        env!("CARGO_BIN_EXE_mlmod"),
+        dir.join("tree").display()
+    );
+    let mut cmd = Command::new("bash");
+    cmd.args(["--noprofile", "--norc", "-c", &format!("{init}\n{script}")])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", dir.join("home"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn restore_loads_by_the_typed_name_unless_pinned() {
+    let d = scratch("typed");
+    std::fs::write(d.join("tree/foo/1.0.lua"), "setenv(\"FOO_V\", \"1.0\")\n").unwrap();
+    std::fs::write(d.join("tree/bar.lua"), "setenv(\"BAR\", \"1\")\n").unwrap();
+    let (_, err) = session(&d, "module load foo bar && module save c", &[]);
+    assert!(!err.contains("error"), "{err}");
+    // A newer foo appears after the save.
+    std::fs::write(d.join("tree/foo/2.0.lua"), "setenv(\"FOO_V\", \"2.0\")\n").unwrap();
+    let show = "module restore c >/dev/null 2>&1; echo \"$FOO_V $BAR $LOADEDMODULES\"";
+    let (out, _) = session(&d, show, &[]);
+    assert_eq!(out.trim(), "2.0 1 foo/2.0:bar");
+    let (out, _) = session(&d, show, &[("LMOD_PIN_VERSIONS", "yes")]);
+    assert_eq!(out.trim(), "1.0 1 foo/1.0:bar");
+    // The file records both names.
+    let text = std::fs::read_to_string(d.join("home/.mlmod.d/c.json")).unwrap();
+    assert!(
+        text.contains("\"name\": \"foo/1.0\"") && text.contains("\"user_name\": \"foo\""),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_missing_collection_points_to_savelist() {
+    let d = scratch("missing");
+    let (_, err) = session(&d, "module restore nosuch; echo status=$? >&2", &[]);
+    assert!(
+        err.contains("User module collection: \"nosuch\" does not exist"),
+        "{err}"
+    );
+    assert!(err.contains("Try \"module savelist\""), "{err}");
+    assert!(err.contains("status=1"), "{err}");
+    let _ = std::fs::remove_dir_all(&d);
+}
