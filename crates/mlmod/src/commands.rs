@@ -620,8 +620,7 @@ fn is_default(tree: &Tree, f: &ModuleFile) -> bool {
 /// The description Lmod shows for a module: the text after `Description:` in its
 /// whatis lines, else its first whatis line.
 fn description(engine: &Engine, f: &ModuleFile) -> String {
-    let d = raw_description(engine, f);
-    d.split_whitespace().collect::<Vec<_>>().join(" ")
+    raw_description(engine, f)
 }
 
 fn raw_description(engine: &Engine, f: &ModuleFile) -> String {
@@ -631,20 +630,25 @@ fn raw_description(engine: &Engine, f: &ModuleFile) -> String {
 /// [`description`] from whatis lines already at hand.
 fn description_of(whatis: &[String]) -> String {
     raw_description_of(whatis)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
+/// The `Description` of whatis lines as Lmod's spider reads it (MC_Spider.lua): a line
+/// `KEY: VALUE` (`^%s*([^: ]+)%s*:%s*(.*)`) whose key is exactly `Description`; the
+/// last such line wins; none gives an empty description (Spack's
+/// `Short description : ...` is not one).
 fn raw_description_of(w: &[String]) -> String {
+    let mut found = String::new();
     for l in w {
-        if let Some(i) = l.find("escription") {
-            if let Some(j) = l[i..].find(':') {
-                return l[i + j + 1..].trim().to_string();
-            }
+        let t = l.trim_start();
+        let key_len = t.find([':', ' ']).unwrap_or(t.len());
+        if &t[..key_len] != "Description" {
+            continue;
+        }
+        if let Some(value) = t[key_len..].trim_start().strip_prefix(':') {
+            found = value.trim_start().to_string();
         }
     }
-    w.first().cloned().unwrap_or_default()
+    found
 }
 
 const RULE: &str = "----------------------------------------------------------------------------";
@@ -695,17 +699,24 @@ fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModEr
         for files in names {
             let names: Vec<String> = files.iter().map(|f| f.full_name()).collect();
             out += &versions_line(&files[0].sn, &names);
-            let d = description(engine, files[files.len() - 1]);
+            // Lmod takes it from the version whose file path sorts first.
+            let first = files
+                .iter()
+                .min_by(|a, b| a.path.cmp(&b.path))
+                .unwrap_or(&files[0]);
+            let d = description(engine, first);
             if !d.is_empty() {
-                out += &format!("    {d}\n");
+                out += &fill_words(&d, "    ", 76);
+                out.push('\n');
             }
             out.push('\n');
         }
-        return Ok(out);
+        out += &spider_footer();
+        return Ok(with_spider_tail(out, false));
     };
     // Lmod's search (Spider.lua, spiderSearch): a name is shown whole; a full name
-    // in detail; any other text is a case-independent Lua pattern matched against
-    // every name and full name, and each matching name shows its matching versions.
+    // in detail; any other text is searched, ignoring case, in every full name, and
+    // a name with one matching version shows it in detail, with several its versions.
     let exact_name = by_name.contains_key(&format!("{name}/"));
     let exact_full = by_name
         .values()
@@ -722,22 +733,40 @@ fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModEr
             })?,
         };
         let files = &by_name[&format!("{}/", f.sn)];
-        if exact_full.is_some() || files.len() == 1 {
-            out += &spider_detail(engine, &tree, &needs, f);
+        // For a name, the other names that contain it (Lmod: possibleA).
+        let others: Others = if exact_name && exact_full.is_none() {
+            let needle = name.to_ascii_lowercase();
+            let mut v: Vec<String> = by_name
+                .values()
+                .map(|fs| fs[0].sn.clone())
+                .filter(|sn| sn != name && contains_ascii_ci(sn, &needle))
+                .collect();
+            v.sort();
+            (!v.is_empty()).then_some((v, name.as_str()))
         } else {
-            out += &spider_versions(engine, &f.sn, files, terse);
+            None
+        };
+        if exact_full.is_some() || files.len() == 1 {
+            out += &spider_detail(engine, &tree, &needs, f, &others);
+        } else {
+            out += &spider_versions(engine, &f.sn, files, terse, &others);
         }
-        return Ok(out);
+        return Ok(with_spider_tail(out, terse));
     }
-    let pattern = case_independent(name);
+    // Lmod's `caseIndependent` escapes the pattern characters, so the search is
+    // plain text, ignoring ASCII case.
+    let needle = name.to_ascii_lowercase();
     let mut names: Vec<(&String, &Vec<&ModuleFile>)> = by_name.iter().collect();
     // Lmod visits names in plain string order (`Boost` before `Boost.MPI`).
     names.sort_by(|a, b| a.1[0].sn.cmp(&b.1[0].sn));
-    let full: Vec<String> = names
+    let hits: Vec<bool> = names
         .iter()
-        .flat_map(|(_, files)| files.iter().map(|f| f.full_name()))
+        .flat_map(|(_, files)| {
+            files
+                .iter()
+                .map(|f| contains_ascii_ci(&f.full_name(), &needle))
+        })
         .collect();
-    let hits = engine.pattern_matches(&pattern, &full)?;
     let mut at = 0;
     for (_, files) in names {
         let matching: Vec<&ModuleFile> = files
@@ -751,8 +780,8 @@ fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModEr
         // its versions, as Lmod's level 1 does.
         match matching.as_slice() {
             [] => {}
-            [one] => out += &spider_detail(engine, &tree, &needs, one),
-            _ => out += &spider_versions(engine, &files[0].sn, files, terse),
+            [one] => out += &spider_detail(engine, &tree, &needs, one, &None),
+            _ => out += &spider_versions(engine, &files[0].sn, files, terse, &None),
         }
     }
     if out.is_empty() {
@@ -761,7 +790,58 @@ fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModEr
             suggestions: tree.suggest(name),
         });
     }
-    Ok(out)
+    Ok(with_spider_tail(out, terse))
+}
+
+/// Lmod ends a `spider NAME` report with a line holding one space between blank
+/// lines, and a terse one with a blank line.
+fn with_spider_tail(mut out: String, terse: bool) -> String {
+    out += if terse { "\n" } else { "\n \n\n" };
+    out
+}
+
+/// The footer Lmod prints after `spider` (without a name) and `keyword`
+/// (messageDir/en.lua, `m_Spider_Tail`).
+fn spider_footer() -> String {
+    format!("{RULE}\n\nTo learn more about a package execute:\n\n   $ module spider Foo\n\nwhere \"Foo\" is the name of a module.\n\nTo find detailed information about a particular package you\nmust specify the version if there is more than one version:\n\n   $ module spider Foo/11.1\n\n{RULE}\n")
+}
+
+/// `text` filled into lines as Lmod's `string.fillWords(indent, width)` does
+/// (tools/string_utils.lua): words split on runs of spaces and newlines; a word that
+/// would reach `width` bytes starts a new line with `indent`; no trailing spaces.
+fn fill_words(text: &str, indent: &str, width: usize) -> String {
+    let mut out = String::from(indent);
+    let mut len = indent.len();
+    let mut line_start = true;
+    // Lmod's split on `[ \n]+`: a run of separators splits once, and the pieces before
+    // a leading run and after a trailing run are kept (empty).
+    let pieces: Vec<&str> = text.split([' ', '\n']).collect();
+    let last = pieces.len() - 1;
+    for word in pieces
+        .iter()
+        .enumerate()
+        .filter(|(i, w)| *i == 0 || *i == last || !w.is_empty())
+        .map(|(_, w)| *w)
+    {
+        if word.len() + len >= width {
+            // Lmod trims the last piece only: the space after the previous word, or
+            // the indent itself when the line has no word yet.
+            if line_start {
+                out.truncate(out.len() - indent.len());
+            } else {
+                out.pop();
+            }
+            out.push('\n');
+            out.push_str(indent);
+            len = indent.len();
+        }
+        out.push_str(word);
+        out.push(' ');
+        len += word.len() + 1;
+        line_start = false;
+    }
+    out.pop();
+    out
 }
 
 /// A name and its versions on one line, as `spider` (without a name) and `keyword`
@@ -788,26 +868,15 @@ fn versions_line(sn: &str, names: &[String]) -> String {
     line
 }
 
-/// Lmod's `string.caseIndependent`: each ASCII letter becomes `[Xx]`; everything else
-/// stays (a Lua pattern).
-fn case_independent(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 4);
-    for c in text.chars() {
-        if c.is_ascii_alphabetic() {
-            out.push('[');
-            out.push(c.to_ascii_uppercase());
-            out.push(c.to_ascii_lowercase());
-            out.push(']');
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// `spider` for a name with several versions (Lmod's level 1): the description and
 /// the versions; with `-t` only the versions, one per line.
-fn spider_versions(engine: &Engine, sn: &str, files: &[&ModuleFile], terse: bool) -> String {
+fn spider_versions(
+    engine: &Engine,
+    sn: &str,
+    files: &[&ModuleFile],
+    terse: bool,
+    others: &Others,
+) -> String {
     let mut out = String::new();
     if terse {
         for g in files {
@@ -817,24 +886,51 @@ fn spider_versions(engine: &Engine, sn: &str, files: &[&ModuleFile], terse: bool
         return out;
     }
     out += &format!("\n{RULE}\n  {sn}:\n{RULE}\n");
-    let d = description(engine, files[files.len() - 1]);
+    // Lmod takes it from the version whose file path sorts last.
+    let by_path = files
+        .iter()
+        .max_by(|a, b| a.path.cmp(&b.path))
+        .unwrap_or(&files[0]);
+    let d = description(engine, by_path);
     if !d.is_empty() {
-        out += &format!("    Description:\n      {d}\n\n");
+        out += &format!("    Description:\n{}\n\n", fill_words(&d, "      ", 76));
     }
     out += "     Versions:\n";
     for g in files {
         out += &format!("        {}\n", g.full_name());
     }
-    out += &format!("\n{RULE}\n  For detailed information about a specific \"{sn}\" package (including how to load the modules) use the module's full name.\n  For example:\n\n     $ module spider {}\n{RULE}\n", files[files.len() - 1].full_name());
+    if let Some((names, _)) = others {
+        out += &format!(
+            "     Other possible modules matches:\n        {}\n",
+            cut_list(names, 76, "  ")
+        );
+    }
+    out.push('\n');
+    if let Some((_, name)) = others {
+        out += &regex_hint(name);
+    }
+    out += &format!("{RULE}\n  For detailed information about a specific \"{sn}\" package (including how to load the modules) use the module's full name.\n  Note that names that have a trailing (E) are extensions provided by other modules.\n  For example:\n\n     $ module spider {}\n{RULE}\n", files[files.len() - 1].full_name());
     out
 }
 
 /// `spider` for one module (Lmod's level 2): its description and how to reach it.
-fn spider_detail(engine: &Engine, tree: &Tree, needs: &[Vec<String>], f: &ModuleFile) -> String {
+fn spider_detail(
+    engine: &Engine,
+    tree: &Tree,
+    needs: &[Vec<String>],
+    f: &ModuleFile,
+    others: &Others,
+) -> String {
     let mut out = format!("\n{RULE}\n  {}: {}\n{RULE}\n", f.sn, f.full_name());
     let d = description(engine, f);
     if !d.is_empty() {
-        out += &format!("    Description:\n      {d}\n\n");
+        out += &format!("    Description:\n{}\n\n", fill_words(&d, "      ", 76));
+    }
+    if let Some((names, _)) = others {
+        out += &format!(
+            "\n     Other possible modules matches:\n        {}\n",
+            cut_list(names, 76 - 7, ", ")
+        );
     }
     // Every folder that holds this module, with what must be loaded to reach it.
     let reach: Vec<&Vec<String>> = tree
@@ -850,16 +946,68 @@ fn spider_detail(engine: &Engine, tree: &Tree, needs: &[Vec<String>], f: &Module
         .unwrap_or_default();
     if reach.iter().any(|n| n.is_empty()) {
         out += &format!(
-            "    This module can be loaded directly: module load {}\n",
+            "\n    This module can be loaded directly: module load {}\n",
             f.full_name()
         );
     } else {
-        out += &format!("    You will need to load all module(s) on any one of the lines below before the \"{}\" module is available to load.\n\n", f.full_name());
-        for n in reach {
-            out += &format!("      {}\n", n.join("  "));
+        out += &format!("\n    You will need to load all module(s) on any one of the lines below before the \"{}\" module is available to load.\n\n", f.full_name());
+        // Each way once, sorted, as Lmod prints them (Spider.lua, _Level2).
+        let mut lines: Vec<String> = reach
+            .iter()
+            .map(|n| format!("      {}", n.join("  ")))
+            .collect();
+        lines.sort();
+        lines.dedup();
+        for l in lines {
+            out += &l;
+            out.push('\n');
+        }
+        // Lmod ends the list with a line holding one space (its newline comes next).
+        out += " ";
+    }
+    // The help text, each line indented, as Lmod's spider shows it.
+    if let Ok(help) = engine.help_of(f, &f.full_name()) {
+        if !help.is_empty() {
+            out += "\n    Help:\n";
+            for l in help.split('\n') {
+                out += "      ";
+                out += l;
+                out.push('\n');
+            }
         }
     }
+    out.push('\n');
+    if let Some((_, name)) = others {
+        out += &regex_hint(name);
+    }
     out
+}
+
+/// Other names that contain an exact name searched for, and that name: Lmod's
+/// "Other possible modules matches".
+type Others<'a> = Option<(Vec<String>, &'a str)>;
+
+/// `names` joined by `sep`, cut with `...` as Lmod cuts them (Spider.lua): a running
+/// sum from 17 grows by each name's length plus 2, and once past `width` (and not
+/// near the last name) the list ends.
+fn cut_list(names: &[String], width: usize, sep: &str) -> String {
+    let mut shown: Vec<&str> = Vec::new();
+    let mut sum = 17;
+    for (j, n) in names.iter().enumerate() {
+        shown.push(n);
+        sum += n.len() + 2;
+        // Lmod's `ja < num - 1`, with ja counted from 1.
+        if sum > width && j + 2 < names.len() {
+            shown.push("...");
+            break;
+        }
+    }
+    shown.join(sep)
+}
+
+/// Lmod's pointer to a regular-expression search (`m_Regex_Spider`).
+fn regex_hint(name: &str) -> String {
+    format!("{RULE}\n  To find other possible module matches execute:\n\n      $ module -r spider '.*{name}.*'\n\n")
 }
 
 /// What `keyword` learned from one modulefile's text.
@@ -940,8 +1088,10 @@ fn keyword(engine: &Engine, words: &[String]) -> String {
             .zip(evaluated)
             .map(|((i, f), w)| (i, f, w)),
     );
-    let mut hits: std::collections::BTreeMap<String, (Vec<&ModuleFile>, String)> =
-        Default::default();
+    // Per name: the matching files, and the description of the one whose path sorts
+    // first (Lmod builds the list from its files in path order).
+    type Hit<'a> = (Vec<&'a ModuleFile>, Option<(&'a std::path::Path, String)>);
+    let mut hits: std::collections::BTreeMap<String, Hit> = Default::default();
     // In listing order, so that each name's description comes from its first match.
     matched.sort_by_key(|m| m.0);
     for (_, f, whatis) in matched {
@@ -953,8 +1103,8 @@ fn keyword(engine: &Engine, words: &[String]) -> String {
         if !e.0.iter().any(|g| g.version == f.version) {
             e.0.push(f);
         }
-        if e.1.is_empty() {
-            e.1 = description_of(&whatis);
+        if e.1.as_ref().is_none_or(|(p, _)| f.path.as_path() < *p) {
+            e.1 = Some((f.path.as_path(), description_of(&whatis)));
         }
     }
     if hits.is_empty() {
@@ -971,11 +1121,14 @@ fn keyword(engine: &Engine, words: &[String]) -> String {
         sort_files(&mut files);
         let names: Vec<String> = files.iter().map(|f| f.full_name()).collect();
         out += &versions_line(&files[0].sn, &names);
+        let desc = desc.map(|d| d.1).unwrap_or_default();
         if !desc.is_empty() {
-            out += &format!("    {desc}\n");
+            out += &fill_words(&desc, "    ", 76);
+            out.push('\n');
         }
         out.push('\n');
     }
+    out += &spider_footer();
     out
 }
 

@@ -524,6 +524,16 @@ impl Engine {
     /// [`ModError::Unknown`] or an evaluation error.
     pub fn help(&self, name: &str) -> Result<String, ModError> {
         let f = self.resolve_or_err(name)?;
+        self.help_of(&f, name)
+    }
+
+    /// The help text of the modulefile `f` (which may lie anywhere in the hierarchy),
+    /// evaluated as `name`.
+    ///
+    /// # Errors
+    /// An evaluation error.
+    pub fn help_of(&self, f: &ModuleFile, name: &str) -> Result<String, ModError> {
+        let f = f.clone();
         self.inner.borrow_mut().help.clear();
         self.eval(&f, name, Mode::Help)?;
         Ok(std::mem::take(&mut self.inner.borrow_mut().help))
@@ -631,40 +641,6 @@ impl Engine {
     /// Messages gathered so far.
     pub fn take_messages(&self) -> Vec<String> {
         std::mem::take(&mut self.inner.borrow_mut().messages)
-    }
-
-    /// Which of `subjects` contain a match of the Lua pattern `pattern`
-    /// (`string.find(subject, pattern)`), as Lmod's `spider` searches names. Lmod
-    /// makes the user's search text case-independent (each letter `x` becomes `[Xx]`)
-    /// and otherwise uses it as a Lua pattern, so `.` and `-` keep their pattern
-    /// meanings (<https://www.lua.org/manual/5.4/manual.html#6.4.1>).
-    ///
-    /// # Errors
-    /// [`ModError::Usage`] naming the pattern if Lua rejects it (e.g. `[` unclosed).
-    pub fn pattern_matches(
-        &self,
-        pattern: &str,
-        subjects: &[String],
-    ) -> Result<Vec<bool>, ModError> {
-        let (lua, _) = self.lua()?;
-        let find: mlua::Function = lua
-            .globals()
-            .get::<Table>("string")
-            .and_then(|t| t.get("find"))
-            .map_err(from_lua)?;
-        subjects
-            .iter()
-            .map(|s| {
-                find.call::<Value>((s.as_str(), pattern))
-                    .map(|v| !v.is_nil())
-                    .map_err(|e| {
-                        ModError::Usage(format!(
-                            "search text \"{pattern}\" is not a valid Lua pattern: {}",
-                            from_lua(e)
-                        ))
-                    })
-            })
-            .collect()
     }
 
     /// The whole module hierarchy reachable from MODULEPATH (`module spider`): the
