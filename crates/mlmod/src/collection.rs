@@ -1,6 +1,8 @@
 //! Named collections (`module save`, `restore`, `savelist`, `describe`): the loaded
 //! modules and MODULEPATH, kept as JSON files in `$MLMOD_COLLECTIONS` or, by default,
-//! `$HOME/.mlmod.d/NAME.json` (Lmod keeps its own format in `~/.lmod.d`).
+//! `$HOME/.mlmod.d/NAME.json`. Lmod keeps its own format in `~/.lmod.d`; `restore`
+//! and `describe` read those too (never write them) when mlmod has no collection of
+//! that name.
 
 use std::path::PathBuf;
 
@@ -90,24 +92,33 @@ pub fn save(engine: &Engine, name: &str) -> Result<PathBuf, ModError> {
     Ok(path)
 }
 
-/// Reads collection `name`.
+/// Reads collection `name`: mlmod's own file, else one that Lmod saved in
+/// `~/.lmod.d/NAME` (or `NAME.$LMOD_SYSTEM_NAME`), read without changing it.
 ///
 /// # Errors
-/// [`ModError::Usage`] if it does not exist or cannot be read.
+/// [`ModError::Usage`] if neither exists or a file cannot be read.
 pub fn read(engine: &Engine, name: &str) -> Result<Collection, ModError> {
     check_name(name)?;
     let path = dir(engine)?.join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        ModError::Usage(if e.kind() == std::io::ErrorKind::NotFound {
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(found) = lmod_collection(engine, name) {
+                return found;
+            }
             // Lmod's wording.
-            format!(
+            return Err(ModError::Usage(format!(
                 "User module collection: \"{name}\" does not exist ({}).\n  Try \"module savelist\" for possible choices.",
                 path.display()
-            )
-        } else {
-            format!("collection \"{name}\" ({}): {e}", path.display())
-        })
-    })?;
+            )));
+        }
+        Err(e) => {
+            return Err(ModError::Usage(format!(
+                "collection \"{name}\" ({}): {e}",
+                path.display()
+            )))
+        }
+    };
     let c: Collection = serde_json::from_str(&text)
         .map_err(|e| ModError::Usage(format!("{}: not a collection file: {e}", path.display())))?;
     if c.v != COLLECTION_FORMAT {
@@ -118,6 +129,93 @@ pub fn read(engine: &Engine, name: &str) -> Result<Collection, ModError> {
         )));
     }
     Ok(c)
+}
+
+/// The collection `name` as Lmod saved it, if the file exists: `Some(Err)` if it
+/// cannot be read. Lmod's file is Lua (`_ModuleTable_ = { mT = {...}, mpathA = {...} }`,
+/// MT.lua); it is run in an empty environment, so it can only build tables. Modules
+/// whose `status` is `active` are taken in `loadOrder`; those with `stackDepth` 0 were
+/// loaded by the user.
+fn lmod_collection(engine: &Engine, name: &str) -> Option<Result<Collection, ModError>> {
+    let (home, system) = {
+        let env = engine.env();
+        (
+            env.get("HOME").map(str::to_string)?,
+            env.get("LMOD_SYSTEM_NAME").map(str::to_string),
+        )
+    };
+    let file = match system {
+        Some(sys) if !sys.is_empty() => format!("{name}.{sys}"),
+        _ => name.to_string(),
+    };
+    let path = PathBuf::from(home).join(".lmod.d").join(file);
+    let text = std::fs::read_to_string(&path).ok()?;
+    let bad =
+        |m: String| ModError::Usage(format!("{}: not an Lmod collection: {m}", path.display()));
+    Some(parse_lmod_collection(&text).map_err(bad))
+}
+
+/// Parses an Lmod collection file (see [`lmod_collection`]).
+fn parse_lmod_collection(text: &str) -> Result<Collection, String> {
+    use mlua::{Lua, Table, Value};
+    let lua = Lua::new();
+    let env = lua.create_table().map_err(|e| e.to_string())?;
+    lua.load(text)
+        .set_environment(env.clone())
+        .exec()
+        .map_err(|e| e.to_string())?;
+    let mt: Table = env
+        .get("_ModuleTable_")
+        .map_err(|_| "no _ModuleTable_ table".to_string())?;
+    let mpath: Vec<String> = match mt.get::<Value>("mpathA").map_err(|e| e.to_string())? {
+        Value::Table(t) => t
+            .sequence_values::<String>()
+            .filter_map(Result::ok)
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mods: Table = mt.get("mT").map_err(|_| "no mT table".to_string())?;
+    let mut members: Vec<(i64, Member)> = Vec::new();
+    for pair in mods.pairs::<String, Table>() {
+        let (sn, m) = pair.map_err(|e| e.to_string())?;
+        if m.get::<Option<String>>("status").ok().flatten().as_deref() != Some("active") {
+            continue;
+        }
+        let full: String = m
+            .get::<Option<String>>("fullName")
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| sn.clone());
+        let user_name = m
+            .get::<Option<String>>("userName")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let depth = m
+            .get::<Option<i64>>("stackDepth")
+            .ok()
+            .flatten()
+            .unwrap_or(0);
+        let order = m
+            .get::<Option<i64>>("loadOrder")
+            .ok()
+            .flatten()
+            .unwrap_or(i64::MAX);
+        members.push((
+            order,
+            Member {
+                name: full,
+                user: depth == 0,
+                user_name,
+            },
+        ));
+    }
+    members.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
+    Ok(Collection {
+        v: COLLECTION_FORMAT,
+        modulepath: (!mpath.is_empty()).then(|| mpath.join(":")),
+        modules: members.into_iter().map(|(_, m)| m).collect(),
+    })
 }
 
 /// Purges, sets MODULEPATH as saved, and loads the collection's user-loaded modules

@@ -73,3 +73,81 @@ fn a_missing_collection_points_to_savelist() {
     assert!(err.contains("status=1"), "{err}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A collection Lmod saved (`~/.lmod.d/NAME`, Lua, written here in the shape Lmod 8.6
+/// writes) is restored when mlmod has none of that name: the active modules in load
+/// order, by the typed name, with the saved MODULEPATH; `describe` lists them.
+#[test]
+fn lmod_collections_are_read() {
+    let d = scratch("lmod");
+    std::fs::write(d.join("tree/foo/1.0.lua"), "setenv(\"FOO_V\", \"1.0\")\n").unwrap();
+    std::fs::write(d.join("tree/foo/2.0.lua"), "setenv(\"FOO_V\", \"2.0\")\n").unwrap();
+    std::fs::write(d.join("tree/bar.lua"), "setenv(\"BAR\", \"1\")\n").unwrap();
+    let tree = d.join("tree");
+    let lmod = format!(
+        r#"_ModuleTable_ = {{
+  MTversion = 3,
+  c_rebuildTime = false,
+  c_shortTime = false,
+  depthT = {{}},
+  family = {{}},
+  mT = {{
+    bar = {{
+      fn = "{t}/bar.lua",
+      fullName = "bar",
+      loadOrder = 2,
+      propT = {{}},
+      stackDepth = 0,
+      status = "active",
+      userName = "bar",
+      wV = "M.*zfinal",
+    }},
+    foo = {{
+      fn = "{t}/foo/1.0.lua",
+      fullName = "foo/1.0",
+      loadOrder = 1,
+      propT = {{}},
+      stackDepth = 0,
+      status = "active",
+      userName = "foo/1.0",
+      wV = "000000001.*zfinal",
+    }},
+  }},
+  mpathA = {{
+    "{t}",
+  }},
+  mpathRefCountT = {{
+    ["{t}"] = 1,
+  }},
+  systemBaseMPATH = "{t}",
+}}
+"#,
+        t = tree.display()
+    );
+    std::fs::create_dir_all(d.join("home/.lmod.d")).unwrap();
+    std::fs::write(d.join("home/.lmod.d/work"), lmod).unwrap();
+    // MODULEPATH is emptied first: restore sets it from the collection.
+    let script = format!(
+        "module unuse '{}'; module restore work >/dev/null 2>&1; echo \"$FOO_V $BAR $LOADEDMODULES $MODULEPATH\"",
+        tree.display()
+    );
+    let (out, err) = session(&d, &script, &[]);
+    assert_eq!(
+        out.trim(),
+        format!("1.0 1 foo/1.0:bar {}", tree.display()),
+        "{err}"
+    );
+    let (_, err) = session(&d, "module describe work", &[]);
+    assert!(
+        err.contains("1) foo/1.0") && err.contains("2) bar"),
+        "{err}"
+    );
+    // A broken file is named in the error.
+    std::fs::write(d.join("home/.lmod.d/broken"), "_ModuleTable_ = {").unwrap();
+    let (_, err) = session(&d, "module restore broken", &[]);
+    assert!(
+        err.contains(".lmod.d/broken: not an Lmod collection"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
