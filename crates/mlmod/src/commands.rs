@@ -1136,6 +1136,50 @@ fn keyword(engine: &Engine, words: &[String]) -> String {
 mod tests {
     use super::*;
 
+    /// Worked by hand from Lmod's `string.fillWords` (tools/string_utils.lua).
+    #[test]
+    fn fill_words_as_lmod() {
+        // "a" (2+1 < 6), "b" (4+1 < 6), "c" (6+1 >= 6: new line).
+        assert_eq!(fill_words("a b c", "  ", 6), "  a b\n  c");
+        // A trailing space leaves an empty last word: the space after "x" stays.
+        assert_eq!(fill_words("x ", "  ", 76), "  x ");
+        // A first word too long for the line: Lmod trims the indent to nothing.
+        assert_eq!(fill_words("abcdefgh", "  ", 6), "\n  abcdefgh");
+        // Runs of spaces and newlines split once.
+        assert_eq!(fill_words("a  \n b", "", 76), "a b");
+    }
+
+    /// Worked by hand from Lmod's Level0Helper: "  Perl:" is 7 columns, each version
+    /// adds its length plus 2; the third would reach 91 > 76.
+    #[test]
+    fn version_lists_are_cut_as_lmod_cuts_them() {
+        let v: Vec<String> = [
+            "5.32.0-GCCcore-10.2.0",
+            "5.32.1-GCCcore-10.3.0",
+            "5.34.0-GCCcore-11.2.0",
+        ]
+        .iter()
+        .map(|x| format!("Perl/{x}"))
+        .collect();
+        assert_eq!(
+            versions_line("Perl", &v),
+            "  Perl: Perl/5.32.0-GCCcore-10.2.0, Perl/5.32.1-GCCcore-10.3.0, ...\n"
+        );
+        assert_eq!(
+            versions_line("x", &v[..1]),
+            "  x: Perl/5.32.0-GCCcore-10.2.0\n"
+        );
+        // 17 + 8 + 8 + 8 = 41 > 40 at the third name, the 3rd of 6 (Lmod cuts while
+        // `ja < num - 1`, ja from 1).
+        let names: Vec<String> = (0..6).map(|i| format!("name{i:02}")).collect();
+        assert_eq!(cut_list(&names, 40, "  "), "name00  name01  name02  ...");
+        // With 4 names the third is the last but one: no cut, all are shown.
+        assert_eq!(
+            cut_list(&names[..4], 40, ", "),
+            "name00, name01, name02, name03"
+        );
+    }
+
     #[test]
     fn prefixes_and_spellings() {
         assert_eq!(canonical("av"), Some("avail"));
