@@ -721,14 +721,6 @@ impl Engine {
         i.refresh_modulepath();
     }
 
-    /// The text of a modulefile (read once per command).
-    ///
-    /// # Errors
-    /// The I/O error of reading it.
-    pub fn read_text(&self, path: &Path) -> std::io::Result<Arc<str>> {
-        read_text(&self.inner, path)
-    }
-
     /// Reads the modulefiles among `files` that this command has not read yet, on up
     /// to four threads, into the text cache. Listings that must look at many files
     /// spend most of their time in the kernel opening and reading

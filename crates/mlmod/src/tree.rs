@@ -283,24 +283,24 @@ impl Tree {
         if rel.is_empty() {
             return;
         }
-        // Defaults and rc files of this name folder, in Lmod's order of precedence.
-        if let Some(v) = listing.default {
-            self.names
+        // Defaults and rc files of this name folder, in Lmod's order of precedence:
+        // the first marked default wins.
+        let mark = |t: &mut Tree, v: String| {
+            t.names
                 .entry(rel.to_string())
                 .or_default()
                 .marked_default
                 .get_or_insert(v);
+        };
+        if let Some(v) = listing.default {
+            mark(self, v);
         }
         if let Some(rcf) = &listing.rc {
             let d = rc.read_rc(rcf);
             self.apply_rc(dir, rel, &d);
         }
         if let Some(v) = listing.dot_version {
-            self.names
-                .entry(rel.to_string())
-                .or_default()
-                .marked_default
-                .get_or_insert(v);
+            mark(self, v);
         }
     }
 
