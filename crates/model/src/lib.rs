@@ -1,25 +1,41 @@
-//! Plain data of the mlplane scheduling core: GPU models, nodes and pods.
+//! Plain data of the mlplane scheduling core: GPU models, devices, nodes and pods.
 //!
 //! Every quantity carries its unit in its name:
 //! - CPU in **millicores** (`cpu_milli`, 1000 = one core), as Kubernetes' `cpu: 1000m`;
 //! - host memory in **MiB** (`memory_mib`), as Kubernetes' `memory: 1024Mi`;
-//! - GPU compute in **milli-GPU** (`gpu_milli`, 1000 = one whole physical GPU), the unit
-//!   of Alibaba's GPU-sharing trace and of the FGD paper
+//! - GPU compute in **milli-GPU** (`compute_milli`, `Milli(m)`, 1000 = one whole
+//!   physical GPU), the unit of Alibaba's GPU-sharing trace and of the FGD paper
 //!   (<https://www.usenix.org/conference/atc23/presentation/weng>);
-//! - GPU memory in **MiB** (`memory_mib` of a [`GpuModel`]).
+//! - GPU memory in **MiB** (`memory_mib` of a [`Device`] or [`GpuModel`]).
 //!
-//! This crate holds no behaviour beyond validation and small accessors: the scheduling
-//! framework (`mlplane-sched`) keeps the mutable state, the policies
-//! (`mlplane-policies`) decide. It does no I/O and has no dependencies.
+//! One vocabulary for every scheduler of the workspace: a [`Node`] has CPU, memory, a
+//! pod limit, labels, taints and a list of [`Device`]s (whole GPUs, MIG instances,
+//! each [`Sharing::Exclusive`], [`Sharing::Fractional`] as in the FGD paper,
+//! time-sliced or MPS); a [`Pod`] has an id, CPU, memory, a [`GpuRequest`], allowed GPU
+//! models, priority, tenant, tolerations, a node selector and required node affinity.
 //!
-//! The types are shaped so that the next features fit without a rewrite: a
-//! [`GpuRequest`] is an enum that will gain memory-share and MIG-profile variants,
-//! [`NodeGpus`] will gain a sharing configuration (time-slicing replicas, MIG geometry),
-//! and [`Pod`] already carries a priority and a tenant.
+//! This crate holds no behaviour beyond validation, Kubernetes' matching rules for
+//! taints and selectors, and small accessors: the scheduling framework
+//! (`mlplane-sched`) keeps the mutable state, the policies (`mlplane-policies`) decide.
+//! It does no I/O, has no dependencies, and its types derive no serialisation: the
+//! edges (CSV loader, Kubernetes translation) own their formats.
 
 #![warn(missing_docs)]
 
+pub mod constraints;
+pub mod device;
+
+use std::collections::BTreeMap;
 use std::fmt;
+
+pub use constraints::{
+    RequiredAffinity, SelectorOperator, SelectorRequirement, SelectorTerm, Taint, TaintEffect,
+    Toleration, TolerationOperator,
+};
+pub use device::{
+    Device, MigInstance, ResourceId, Sharing, COMPUTE_RESOURCE, GPU_RESOURCE, MAX_REPLICAS,
+    MEMORY_RESOURCE,
+};
 
 /// Milli-GPU of one whole physical GPU.
 pub const GPU_MILLI: u32 = 1000;
@@ -28,8 +44,11 @@ pub const GPU_MILLI: u32 = 1000;
 /// fixed array; the Alibaba v2023 trace has at most 8 GPUs per node.
 pub const MAX_GPUS_PER_NODE: usize = 16;
 
-/// The most GPUs a pod may request as whole GPUs. The trace has 0..=8.
+/// The most devices a pod may request at once. The trace has 0..=8.
 pub const MAX_GPUS_PER_POD: u8 = 8;
+
+/// The pod limit of a node when none is given: kubelet's default `maxPods`.
+pub const DEFAULT_MAX_PODS: u32 = 110;
 
 /// Index of a GPU model in a [`Cluster`]'s model table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -44,16 +63,7 @@ pub struct GpuModel {
     pub memory_mib: Option<u64>,
 }
 
-/// The GPUs of one node: all of one model, as in the NVIDIA device plugin's view of a node.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NodeGpus {
-    /// Model of every GPU of the node.
-    pub model: GpuModelId,
-    /// Number of physical GPUs, `1..=MAX_GPUS_PER_NODE`.
-    pub count: u8,
-}
-
-/// A node as configured: its allocatable capacity.
+/// A node as configured: its allocatable capacity, constraints and devices.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Node {
     /// Node name, unique within the cluster.
@@ -62,14 +72,68 @@ pub struct Node {
     pub cpu_milli: u64,
     /// Allocatable memory in MiB.
     pub memory_mib: u64,
-    /// GPUs, or `None` for a CPU-only node.
-    pub gpus: Option<NodeGpus>,
+    /// Most pods the node runs (kubelet's `maxPods`).
+    pub max_pods: u32,
+    /// Node labels.
+    pub labels: BTreeMap<String, String>,
+    /// Node taints.
+    pub taints: Vec<Taint>,
+    /// `spec.unschedulable` (cordoned).
+    pub unschedulable: bool,
+    /// Allocatable extended resources that are not devices (`example.com/foo: 4`), as
+    /// (resource, amount); each resource at most once.
+    pub extended: Vec<(ResourceId, u64)>,
+    /// Model of the node's GPUs (one model per node, as the device plugin sees it).
+    pub gpu_model: Option<GpuModelId>,
+    /// The devices, in device-table order. Physical GPU indices run from 0 to
+    /// [`Node::gpu_count`]` - 1`.
+    pub devices: Vec<Device>,
 }
 
 impl Node {
-    /// Number of physical GPUs (0 for a CPU-only node).
+    /// A CPU-only node with kubelet's default pod limit, no labels, taints or devices.
+    pub fn new(name: impl Into<String>, cpu_milli: u64, memory_mib: u64) -> Self {
+        Node {
+            name: name.into(),
+            cpu_milli,
+            memory_mib,
+            max_pods: DEFAULT_MAX_PODS,
+            labels: BTreeMap::new(),
+            taints: Vec::new(),
+            unschedulable: false,
+            extended: Vec::new(),
+            gpu_model: None,
+            devices: Vec::new(),
+        }
+    }
+
+    /// This node with `count` GPUs of `model`, each a [`Sharing::Fractional`] device of
+    /// `memory_mib` (the FGD paper's GPUs, shared in milli-GPU).
+    pub fn with_gpus(mut self, model: GpuModelId, count: u8, memory_mib: u64) -> Self {
+        self.gpu_model = Some(model);
+        self.devices = (0..count)
+            .map(|i| Device::fractional(i, memory_mib))
+            .collect();
+        self
+    }
+
+    /// This node with the given devices of `model`.
+    pub fn with_devices(mut self, model: GpuModelId, devices: Vec<Device>) -> Self {
+        self.gpu_model = Some(model);
+        self.devices = devices;
+        self
+    }
+
+    /// This node with a pod limit.
+    pub fn with_max_pods(mut self, max_pods: u32) -> Self {
+        self.max_pods = max_pods;
+        self
+    }
+
+    /// Number of physical GPUs: one more than the highest GPU index of a device (0 for
+    /// a CPU-only node).
     pub fn gpu_count(&self) -> u8 {
-        self.gpus.as_ref().map_or(0, |g| g.count)
+        self.devices.iter().map(|d| d.gpu + 1).max().unwrap_or(0)
     }
 
     /// GPU capacity in milli-GPU: `gpu_count * 1000`.
@@ -79,23 +143,51 @@ impl Node {
 
     /// GPU model, if the node has GPUs.
     pub fn gpu_model(&self) -> Option<GpuModelId> {
-        self.gpus.as_ref().map(|g| g.model)
+        if self.devices.is_empty() {
+            None
+        } else {
+            self.gpu_model
+        }
+    }
+
+    /// Total GPU memory of the devices, MiB.
+    pub fn gpu_memory_mib(&self) -> u64 {
+        self.devices.iter().map(|d| d.memory_mib).sum()
     }
 }
 
 /// What a pod asks of GPUs.
 ///
-/// Matches the two request kinds of the Alibaba GPU-sharing trace: whole GPUs
-/// (`num_gpu` = 1..8, `gpu_milli` = 1000) and a share of one GPU (`num_gpu` = 1,
-/// `gpu_milli` = 1..999).
+/// The first three are the request kinds of the Alibaba GPU-sharing trace and the FGD
+/// paper (`num_gpu` whole GPUs, or a milli-GPU share of one); the last two are what
+/// sharing adds: a memory share (`mlplane.io/gpu-memory` in MiB, with an optional
+/// `mlplane.io/gpu-compute` in milli-GPU) and a count of a named device resource.
+/// What each costs on each [`Sharing`] mode is `mlplane-sched`'s `charge` rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum GpuRequest {
     /// No GPU: a CPU-only pod.
     None,
-    /// `n` distinct whole physical GPUs, `1..=MAX_GPUS_PER_POD`.
+    /// `nvidia.com/gpu: n`, `1..=MAX_GPUS_PER_POD`: `n` distinct physical GPUs (one
+    /// replica, on a time-sliced node, when `n` is 1).
     Whole(u8),
-    /// A share of one GPU in milli-GPU, `1..=999`.
-    Shared(u16),
+    /// A share of one GPU in milli-GPU, `1..=999` (the trace's `gpu_milli`).
+    Milli(u16),
+    /// A memory share of one shared device, MiB (at least 1), with a compute share in
+    /// milli-GPU (0 = none asked).
+    Memory {
+        /// GPU memory in MiB.
+        mib: u64,
+        /// Compute in milli-GPU, `0..=1000`.
+        compute_milli: u32,
+    },
+    /// `count` units of a named device resource other than `nvidia.com/gpu`
+    /// (`nvidia.com/mig-1g.10gb: 1`, a renamed shared resource `nvidia.com/gpu.shared: 1`).
+    Devices {
+        /// The resource.
+        resource: ResourceId,
+        /// How many, `1..=MAX_GPUS_PER_POD`.
+        count: u8,
+    },
 }
 
 impl GpuRequest {
@@ -118,37 +210,46 @@ impl GpuRequest {
             (_, 0) => Err(bad("gpu_milli must be 1..=1000 when num_gpu >= 1")),
             (_, m) if m > GPU_MILLI => Err(bad("gpu_milli must be at most 1000")),
             (n, GPU_MILLI) => Ok(GpuRequest::Whole(n as u8)),
-            (1, m) => Ok(GpuRequest::Shared(m as u16)),
+            (1, m) => Ok(GpuRequest::Milli(m as u16)),
             (_, _) => Err(bad("a GPU share (gpu_milli < 1000) needs num_gpu = 1")),
         }
     }
 
-    /// True if the request is well formed: `Whole(n)` with `n` in `1..=MAX_GPUS_PER_POD`,
-    /// `Shared(m)` with `m` in `1..=999`. [`GpuRequest::from_trace`] only builds valid
-    /// requests; the scheduler refuses invalid ones.
+    /// True if the request is well formed: counts in `1..=MAX_GPUS_PER_POD`, a milli
+    /// share in `1..=999`, a memory share of at least 1 MiB with compute `0..=1000`,
+    /// and `Devices` not naming `nvidia.com/gpu` (that is `Whole`).
+    /// [`GpuRequest::from_trace`] only builds valid requests; the scheduler refuses
+    /// invalid ones.
     pub fn is_valid(self) -> bool {
         match self {
             GpuRequest::None => true,
             GpuRequest::Whole(n) => (1..=MAX_GPUS_PER_POD).contains(&n),
-            GpuRequest::Shared(m) => m >= 1 && u32::from(m) < GPU_MILLI,
+            GpuRequest::Milli(m) => m >= 1 && u32::from(m) < GPU_MILLI,
+            GpuRequest::Memory { mib, compute_milli } => mib >= 1 && compute_milli <= GPU_MILLI,
+            GpuRequest::Devices { resource, count } => {
+                resource != ResourceId::GPU && (1..=MAX_GPUS_PER_POD).contains(&count)
+            }
         }
     }
 
-    /// Number of physical GPUs touched: 0, `n` or 1.
+    /// Number of devices touched: 0, `n`, or 1 for a share.
     pub fn gpu_count(self) -> u8 {
         match self {
             GpuRequest::None => 0,
             GpuRequest::Whole(n) => n,
-            GpuRequest::Shared(_) => 1,
+            GpuRequest::Milli(_) | GpuRequest::Memory { .. } => 1,
+            GpuRequest::Devices { count, .. } => count,
         }
     }
 
-    /// Milli-GPU asked of each touched GPU: 0, 1000 or the share.
+    /// Milli-GPU asked of each touched GPU, as the FGD paper's policies count it: 0,
+    /// 1000 for whole devices, the share, or a memory share's compute.
     pub fn milli_per_gpu(self) -> u32 {
         match self {
             GpuRequest::None => 0,
-            GpuRequest::Whole(_) => GPU_MILLI,
-            GpuRequest::Shared(m) => u32::from(m),
+            GpuRequest::Whole(_) | GpuRequest::Devices { .. } => GPU_MILLI,
+            GpuRequest::Milli(m) => u32::from(m),
+            GpuRequest::Memory { compute_milli, .. } => compute_milli,
         }
     }
 
@@ -157,9 +258,18 @@ impl GpuRequest {
         u32::from(self.gpu_count()) * self.milli_per_gpu()
     }
 
-    /// True for a share of one GPU.
+    /// True for a share of one device (milli or memory).
     pub fn is_shared(self) -> bool {
-        matches!(self, GpuRequest::Shared(_))
+        matches!(self, GpuRequest::Milli(_) | GpuRequest::Memory { .. })
+    }
+
+    /// The device resource a count request asks for: `nvidia.com/gpu` for `Whole`.
+    pub fn resource(self) -> Option<ResourceId> {
+        match self {
+            GpuRequest::Whole(_) => Some(ResourceId::GPU),
+            GpuRequest::Devices { resource, .. } => Some(resource),
+            _ => None,
+        }
     }
 }
 
@@ -168,7 +278,13 @@ impl fmt::Display for GpuRequest {
         match self {
             GpuRequest::None => write!(f, "no GPU"),
             GpuRequest::Whole(n) => write!(f, "{n} GPU"),
-            GpuRequest::Shared(m) => write!(f, "{m}m of 1 GPU"),
+            GpuRequest::Milli(m) => write!(f, "{m}m of 1 GPU"),
+            GpuRequest::Memory { mib, compute_milli } => {
+                write!(f, "{mib} MiB / {compute_milli}m of 1 GPU")
+            }
+            GpuRequest::Devices { resource, count } => {
+                write!(f, "{count} of resource #{}", resource.0)
+            }
         }
     }
 }
@@ -210,9 +326,26 @@ impl ModelSet {
     }
 }
 
+/// A pod's identity in the scheduling core, unique within a process: the key of its
+/// grants in the cluster state. The Kubernetes edge maps pod UIDs to ids; the simulator
+/// gives every arrival a fresh one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PodId(pub u64);
+
+static NEXT_POD_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+impl PodId {
+    /// An id no other call of `fresh` in this process returns.
+    pub fn fresh() -> Self {
+        PodId(NEXT_POD_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
 /// A pod as submitted: its requests and constraints.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pod {
+    /// Identity (see [`PodId`]).
+    pub id: PodId,
     /// Pod name.
     pub name: String,
     /// CPU request in millicores.
@@ -221,6 +354,9 @@ pub struct Pod {
     pub memory_mib: u64,
     /// GPU request.
     pub gpu: GpuRequest,
+    /// Extended resources asked that are not devices, as (resource, amount); matched
+    /// against [`Node::extended`] by NodeResourcesFit.
+    pub extended: Vec<(ResourceId, u64)>,
     /// GPU models the pod may run on; `None` means any model. A pod that names
     /// only models the cluster lacks has `Some(empty)` and fits nowhere.
     pub allowed_models: Option<ModelSet>,
@@ -228,19 +364,43 @@ pub struct Pod {
     pub priority: i32,
     /// Tenant (team or namespace) the pod is accounted to, if any.
     pub tenant: Option<String>,
+    /// When the pod was created, seconds from an epoch of the caller's choice (the
+    /// queue orders equal priorities by it).
+    pub created_s: u64,
+    /// Tolerations.
+    pub tolerations: Vec<Toleration>,
+    /// `spec.nodeSelector`: every label must be set to the value.
+    pub node_selector: BTreeMap<String, String>,
+    /// Required node affinity, if any.
+    pub affinity: Option<RequiredAffinity>,
 }
 
 impl Pod {
-    /// A pod with the given requests, any GPU model, priority 0 and no tenant.
+    /// A pod with a fresh id and the given requests: any GPU model, priority 0, no
+    /// tenant, no constraints.
     pub fn new(name: impl Into<String>, cpu_milli: u64, memory_mib: u64, gpu: GpuRequest) -> Self {
         Pod {
+            id: PodId::fresh(),
             name: name.into(),
             cpu_milli,
             memory_mib,
             gpu,
+            extended: Vec::new(),
             allowed_models: None,
             priority: 0,
             tenant: None,
+            created_s: 0,
+            tolerations: Vec::new(),
+            node_selector: BTreeMap::new(),
+            affinity: None,
+        }
+    }
+
+    /// The same pod under a fresh id (another arrival of the same request).
+    pub fn renewed(&self) -> Self {
+        Pod {
+            id: PodId::fresh(),
+            ..self.clone()
         }
     }
 
@@ -250,21 +410,38 @@ impl Pod {
     }
 }
 
-/// A cluster: its GPU model table and its nodes.
+/// A cluster: its GPU model table, its resource names and its nodes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cluster {
     models: Vec<GpuModel>,
+    resources: Vec<String>,
     nodes: Vec<Node>,
 }
 
 impl Cluster {
-    /// Builds a cluster after checking it.
+    /// Builds a cluster after checking it, with `nvidia.com/gpu` as the only resource
+    /// name.
     ///
     /// # Errors
-    /// [`ModelError`] if there are no nodes, more than 64 models, a duplicate model name,
-    /// a node whose GPU model id is not in `models`, a node with 0 or more than
-    /// [`MAX_GPUS_PER_NODE`] GPUs, or a duplicate node name.
+    /// As [`Cluster::with_resources`].
     pub fn new(models: Vec<GpuModel>, nodes: Vec<Node>) -> Result<Self, ModelError> {
+        Self::with_resources(models, vec![GPU_RESOURCE.to_string()], nodes)
+    }
+
+    /// Builds a cluster after checking it; `resources[i]` is the name of
+    /// `ResourceId(i)` and `resources[0]` must be `nvidia.com/gpu`.
+    ///
+    /// # Errors
+    /// [`ModelError`] if there are no nodes, more than 64 models, a duplicate model,
+    /// node or resource name, a resource table not starting with `nvidia.com/gpu`, a
+    /// node whose GPU model id is not in `models`, devices without a model, more than
+    /// [`MAX_GPUS_PER_NODE`] GPUs, a device naming an unknown resource, a replica count
+    /// outside `2..=MAX_REPLICAS`, or an extended resource listed twice on a node.
+    pub fn with_resources(
+        models: Vec<GpuModel>,
+        resources: Vec<String>,
+        nodes: Vec<Node>,
+    ) -> Result<Self, ModelError> {
         if nodes.is_empty() {
             return Err(ModelError::EmptyCluster);
         }
@@ -277,27 +454,71 @@ impl Cluster {
                 return Err(ModelError::DuplicateModel(m.name.clone()));
             }
         }
+        if resources.first().map(String::as_str) != Some(GPU_RESOURCE) {
+            return Err(ModelError::Resources(
+                "the first resource name must be nvidia.com/gpu".into(),
+            ));
+        }
+        let mut rnames = std::collections::HashSet::new();
+        for r in &resources {
+            if !rnames.insert(r.as_str()) {
+                return Err(ModelError::Resources(format!("{r:?} is listed twice")));
+            }
+        }
         let mut node_names = std::collections::HashSet::new();
         for n in &nodes {
+            let bad = |why: String| ModelError::Node {
+                node: n.name.clone(),
+                why,
+            };
             if !node_names.insert(n.name.as_str()) {
                 return Err(ModelError::DuplicateNode(n.name.clone()));
             }
-            if let Some(g) = &n.gpus {
-                if usize::from(g.model.0) >= models.len() {
+            if let Some(m) = n.gpu_model {
+                if usize::from(m.0) >= models.len() {
                     return Err(ModelError::UnknownModelId {
                         node: n.name.clone(),
-                        id: g.model.0,
+                        id: m.0,
                     });
                 }
-                if g.count == 0 || usize::from(g.count) > MAX_GPUS_PER_NODE {
+            } else if !n.devices.is_empty() {
+                return Err(bad("has devices but no GPU model".into()));
+            }
+            for d in &n.devices {
+                if usize::from(d.gpu) >= MAX_GPUS_PER_NODE {
                     return Err(ModelError::GpuCount {
                         node: n.name.clone(),
-                        count: g.count,
+                        count: d.gpu.saturating_add(1),
                     });
+                }
+                if usize::from(d.resource.0) >= resources.len() {
+                    return Err(bad(format!("a device names unknown resource #{}", d.resource.0)));
+                }
+                if let Some(r) = d.sharing.replicas() {
+                    if d.sharing.is_replicated() && !(2..=MAX_REPLICAS).contains(&r) {
+                        return Err(bad(format!(
+                            "a device has {r} replicas; expected 2..={MAX_REPLICAS}"
+                        )));
+                    }
+                }
+            }
+            for (k, (r, _)) in n.extended.iter().enumerate() {
+                if usize::from(r.0) >= resources.len() {
+                    return Err(bad(format!("extended resource #{} is unknown", r.0)));
+                }
+                if n.extended[..k].iter().any(|(q, _)| q == r) {
+                    return Err(bad(format!(
+                        "extended resource {} is listed twice",
+                        resources[usize::from(r.0)]
+                    )));
                 }
             }
         }
-        Ok(Cluster { models, nodes })
+        Ok(Cluster {
+            models,
+            resources,
+            nodes,
+        })
     }
 
     /// The GPU model table.
@@ -308,6 +529,27 @@ impl Cluster {
     /// The nodes, in the order given.
     pub fn nodes(&self) -> &[Node] {
         &self.nodes
+    }
+
+    /// The resource names, `resources()[id.0]` for each [`ResourceId`].
+    pub fn resources(&self) -> &[String] {
+        &self.resources
+    }
+
+    /// The name of a resource.
+    ///
+    /// # Panics
+    /// If `id` is not an id of this cluster.
+    pub fn resource_name(&self, id: ResourceId) -> &str {
+        &self.resources[usize::from(id.0)]
+    }
+
+    /// Looks a resource up by name.
+    pub fn resource_id(&self, name: &str) -> Option<ResourceId> {
+        self.resources
+            .iter()
+            .position(|r| r == name)
+            .map(|i| ResourceId(i as u16))
     }
 
     /// Looks a model up by name.
@@ -334,6 +576,11 @@ impl Cluster {
     /// Total GPU capacity in milli-GPU.
     pub fn gpu_milli(&self) -> u64 {
         self.gpu_count() * u64::from(GPU_MILLI)
+    }
+
+    /// Total GPU memory of every device, MiB.
+    pub fn gpu_memory_mib(&self) -> u64 {
+        self.nodes.iter().map(Node::gpu_memory_mib).sum()
     }
 
     /// Resolves a list of model names into a [`ModelSet`]; names the cluster lacks are
@@ -375,6 +622,15 @@ pub enum ModelError {
         /// The bad count.
         count: u8,
     },
+    /// The resource name table is malformed.
+    Resources(String),
+    /// A node is malformed.
+    Node {
+        /// Node name.
+        node: String,
+        /// What is wrong.
+        why: String,
+    },
     /// A `(num_gpu, gpu_milli)` pair that is not a valid request.
     GpuRequest {
         /// Requested GPU count.
@@ -395,6 +651,8 @@ impl fmt::Display for ModelError {
             }
             ModelError::DuplicateModel(m) => write!(f, "GPU model {m:?} is listed twice"),
             ModelError::DuplicateNode(n) => write!(f, "node {n:?} is listed twice"),
+            ModelError::Resources(why) => write!(f, "resource names: {why}"),
+            ModelError::Node { node, why } => write!(f, "node {node:?} {why}"),
             ModelError::UnknownModelId { node, id } => {
                 write!(f, "node {node:?} refers to unknown GPU model id {id}")
             }
@@ -422,7 +680,7 @@ mod tests {
         assert_eq!(GpuRequest::from_trace(0, 0), Ok(GpuRequest::None));
         assert_eq!(GpuRequest::from_trace(1, 1000), Ok(GpuRequest::Whole(1)));
         assert_eq!(GpuRequest::from_trace(8, 1000), Ok(GpuRequest::Whole(8)));
-        assert_eq!(GpuRequest::from_trace(1, 470), Ok(GpuRequest::Shared(470)));
+        assert_eq!(GpuRequest::from_trace(1, 470), Ok(GpuRequest::Milli(470)));
         assert!(GpuRequest::from_trace(2, 500).is_err());
         assert!(GpuRequest::from_trace(9, 1000).is_err());
         assert!(GpuRequest::from_trace(1, 1001).is_err());
@@ -433,16 +691,16 @@ mod tests {
         }
         assert!(!GpuRequest::Whole(0).is_valid());
         assert!(!GpuRequest::Whole(9).is_valid());
-        assert!(!GpuRequest::Shared(0).is_valid());
-        assert!(!GpuRequest::Shared(1000).is_valid());
+        assert!(!GpuRequest::Milli(0).is_valid());
+        assert!(!GpuRequest::Milli(1000).is_valid());
     }
 
     #[test]
     fn gpu_request_totals() {
         assert_eq!(GpuRequest::Whole(4).total_milli(), 4000);
-        assert_eq!(GpuRequest::Shared(250).total_milli(), 250);
+        assert_eq!(GpuRequest::Milli(250).total_milli(), 250);
         assert_eq!(GpuRequest::None.total_milli(), 0);
-        assert_eq!(GpuRequest::Shared(250).gpu_count(), 1);
+        assert_eq!(GpuRequest::Milli(250).gpu_count(), 1);
     }
 
     #[test]
@@ -458,14 +716,8 @@ mod tests {
     #[test]
     fn cluster_rejects_bad_input() {
         assert_eq!(Cluster::new(vec![], vec![]), Err(ModelError::EmptyCluster));
-        let node = |name: &str, model: u16, count: u8| Node {
-            name: name.into(),
-            cpu_milli: 1000,
-            memory_mib: 1024,
-            gpus: Some(NodeGpus {
-                model: GpuModelId(model),
-                count,
-            }),
+        let node = |name: &str, model: u16, count: u8| {
+            Node::new(name, 1000, 1024).with_gpus(GpuModelId(model), count, 15109)
         };
         let t4 = GpuModel {
             name: "T4".into(),
@@ -476,8 +728,23 @@ mod tests {
             Err(ModelError::UnknownModelId { .. })
         ));
         assert!(matches!(
-            Cluster::new(vec![t4.clone()], vec![node("a", 0, 0)]),
+            Cluster::new(vec![t4.clone()], vec![node("a", 0, 17)]),
             Err(ModelError::GpuCount { .. })
+        ));
+        let mut no_model = node("a", 0, 1);
+        no_model.gpu_model = None;
+        assert!(matches!(
+            Cluster::new(vec![t4.clone()], vec![no_model]),
+            Err(ModelError::Node { .. })
+        ));
+        let mut two_replicas_short = node("a", 0, 1);
+        two_replicas_short.devices[0].sharing = Sharing::TimeSliced {
+            replicas: 1,
+            fail_multi: false,
+        };
+        assert!(matches!(
+            Cluster::new(vec![t4.clone()], vec![two_replicas_short]),
+            Err(ModelError::Node { .. })
         ));
         assert!(matches!(
             Cluster::new(vec![t4.clone()], vec![node("a", 0, 1), node("a", 0, 1)]),

@@ -32,6 +32,9 @@ impl Plugin for DotProdScore {
     fn name(&self) -> &'static str {
         "DotProdScore"
     }
+    fn as_score(&self) -> Option<&dyn ScorePlugin> {
+        Some(self)
+    }
 }
 
 impl ScorePlugin for DotProdScore {

@@ -22,7 +22,8 @@ use std::sync::{Arc, Mutex};
 use mlplane_model::{GpuModelId, GpuRequest, ModelSet, Pod, GPU_MILLI, MAX_GPUS_PER_NODE};
 use mlplane_sched::plugins::first_free_gpus;
 use mlplane_sched::{
-    CycleState, GpuSet, NodeInfo, Plugin, ReservePlugin, ScorePlugin, MAX_NODE_SCORE,
+    ClusterState, CycleState, GpuSet, NodeInfo, Placement, Plugin, ReservePlugin, ScorePlugin,
+    Status, MAX_NODE_SCORE,
 };
 use rand::RngCore;
 
@@ -119,7 +120,7 @@ impl TypicalPods {
                 gpu: match (count, milli) {
                     (0, _) => GpuRequest::None,
                     (c, GPU_MILLI) => GpuRequest::Whole(c),
-                    (_, m) => GpuRequest::Shared(m as u16),
+                    (_, m) => GpuRequest::Milli(m as u16),
                 },
                 allowed_models: models,
                 weight: n as f64 / covered as f64,
@@ -346,7 +347,7 @@ impl FgdScore {
         let n = st.gpus().len();
         after[..n].copy_from_slice(st.gpus());
         match pod.gpu {
-            GpuRequest::Shared(m) => {
+            GpuRequest::Milli(m) => {
                 let mut best: Option<(i64, usize)> = None;
                 for i in 0..n {
                     if st.gpu_free_milli[i] < m {
@@ -366,7 +367,7 @@ impl FgdScore {
                 }
                 best.map(|(s, i)| (s, GpuSet::single(i)))
             }
-            GpuRequest::Whole(k) => {
+            GpuRequest::Whole(k) | GpuRequest::Devices { count: k, .. } => {
                 let set = first_free_gpus(st, k)?;
                 for i in set.iter() {
                     after[i] = 0;
@@ -378,6 +379,8 @@ impl FgdScore {
                 let f = self.typical.fragmentation(model, cpu_after, &after[..n]);
                 Some((fgd_score(before - f), GpuSet::empty()))
             }
+            // A memory share is FGDMemory's to place.
+            GpuRequest::Memory { .. } => None,
         }
     }
 }
@@ -385,6 +388,12 @@ impl FgdScore {
 impl Plugin for FgdScore {
     fn name(&self) -> &'static str {
         "FGDScore"
+    }
+    fn as_score(&self) -> Option<&dyn ScorePlugin> {
+        Some(self)
+    }
+    fn as_reserve(&self) -> Option<&dyn ReservePlugin> {
+        Some(self)
     }
 }
 
@@ -397,11 +406,27 @@ impl ScorePlugin for FgdScore {
 impl ReservePlugin for FgdScore {
     fn reserve(
         &self,
-        _: &CycleState,
+        cycle: &mut CycleState,
+        _: &ClusterState,
         pod: &Pod,
         node: &NodeInfo<'_>,
         _: &mut dyn RngCore,
-    ) -> Option<GpuSet> {
-        self.evaluate(pod, node).map(|(_, g)| g)
+    ) -> Result<(), Status> {
+        let placement = self
+            .evaluate(pod, node)
+            .and_then(|(_, g)| Placement::on_gpus(node.id, node.node, pod.gpu, g));
+        match placement {
+            Some(p) => {
+                cycle.set_grants(p.grants);
+                Ok(())
+            }
+            None => Err(Status::error(
+                self.name(),
+                format!(
+                    "no whole-GPU devices for {} on node {:?} (FGD in milli-GPU places whole GPUs and milli shares on nodes whose device i is GPU i)",
+                    pod.gpu, node.node.name
+                ),
+            )),
+        }
     }
 }

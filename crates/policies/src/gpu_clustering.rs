@@ -35,6 +35,9 @@ impl Plugin for GpuClusteringScore {
     fn name(&self) -> &'static str {
         "GpuClusteringScore"
     }
+    fn as_score(&self) -> Option<&dyn ScorePlugin> {
+        Some(self)
+    }
 }
 
 impl ScorePlugin for GpuClusteringScore {

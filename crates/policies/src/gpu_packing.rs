@@ -19,6 +19,9 @@ impl Plugin for GpuPackingScore {
     fn name(&self) -> &'static str {
         "GpuPackingScore"
     }
+    fn as_score(&self) -> Option<&dyn ScorePlugin> {
+        Some(self)
+    }
 }
 
 /// GpuPacking's score of `state` for a request of `count` GPUs of `milli` each.

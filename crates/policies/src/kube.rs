@@ -47,6 +47,9 @@ impl Plugin for NodeResourcesScore {
             Strategy::MostAllocated => "NodeResourcesMostAllocated",
         }
     }
+    fn as_score(&self) -> Option<&dyn ScorePlugin> {
+        Some(self)
+    }
 }
 
 impl ScorePlugin for NodeResourcesScore {

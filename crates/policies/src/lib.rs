@@ -26,8 +26,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use mlplane_model::Cluster;
-use mlplane_sched::plugins::{GpuSelectMode, GpuSelector};
-use mlplane_sched::Profile;
+use mlplane_sched::{Profile, ProfileConfig, Registry};
 
 pub use fgd::TypicalPods;
 
@@ -158,33 +157,91 @@ impl PolicyContext {
     }
 }
 
-/// The scheduling profile of a policy: default filters, the policy's score plugin, and
-/// its GPU selection at Reserve (as the paper's experiment scripts configure them:
-/// Random picks a random GPU for a share, FGD the GPU that grows fragmentation least,
-/// every other policy the best-fitting GPU).
-pub fn profile(policy: Policy, ctx: &PolicyContext) -> Profile {
-    let best_fit = || Box::new(GpuSelector(GpuSelectMode::BestFit));
-    match policy {
-        Policy::Random => Profile::new(policy.name(), Box::new(GpuSelector(GpuSelectMode::Random)))
-            .with_pre_score(Box::new(random::RandomScore))
-            .with_score(Box::new(random::RandomScore), 1),
-        Policy::DotProd => Profile::new(policy.name(), best_fit())
-            .with_score(Box::new(dot_prod::DotProdScore::new(ctx)), 1),
-        Policy::GpuClustering => Profile::new(policy.name(), best_fit())
-            .with_score(Box::new(gpu_clustering::GpuClusteringScore::new(ctx)), 1),
-        Policy::GpuPacking => Profile::new(policy.name(), best_fit())
-            .with_score(Box::new(gpu_packing::GpuPackingScore), 1),
-        Policy::BestFit => Profile::new(policy.name(), best_fit())
-            .with_score(Box::new(best_fit::BestFitScore::new(ctx)), 1),
-        Policy::Fgd => {
-            let fgd = fgd::FgdScore::new(ctx.typical_pods.clone());
-            Profile::new(policy.name(), Box::new(fgd.clone())).with_score(Box::new(fgd), 1)
-        }
-        Policy::LeastAllocated => Profile::new(policy.name(), best_fit())
-            .with_score(Box::new(kube::NodeResourcesScore::least_allocated()), 1),
-        Policy::MostAllocated => Profile::new(policy.name(), best_fit())
-            .with_score(Box::new(kube::NodeResourcesScore::most_allocated()), 1),
+/// Arguments of the `FGDScore` plugin: the typical pods it measures fragmentation
+/// against (required).
+#[derive(Clone, Debug)]
+pub struct FgdArgs {
+    /// The workload's typical pods.
+    pub typical: Arc<TypicalPods>,
+}
+
+/// Every built-in plugin: [`Registry::builtin`]'s filters, queue sort and device
+/// allocators, and the policies' score plugins: `RandomScore`, `DotProdScore`,
+/// `GpuClusteringScore`, `GpuPackingScore`, `BestFitScore`, `FGDScore` (args
+/// [`FgdArgs`]; also the device allocator), `NodeResourcesLeastAllocated`,
+/// `NodeResourcesMostAllocated`. Normalisation constants come from the cluster.
+pub fn registry() -> Registry {
+    let mut r = Registry::builtin();
+    let ctx = |c: &Cluster| PolicyContext::new(c, Arc::default());
+    r.register("RandomScore", |_| Ok(Arc::new(random::RandomScore)));
+    r.register("DotProdScore", move |i| {
+        Ok(Arc::new(dot_prod::DotProdScore::new(&ctx(i.cluster))))
+    });
+    r.register("GpuClusteringScore", move |i| {
+        Ok(Arc::new(gpu_clustering::GpuClusteringScore::new(&ctx(
+            i.cluster,
+        ))))
+    });
+    r.register("GpuPackingScore", |_| Ok(Arc::new(gpu_packing::GpuPackingScore)));
+    r.register("BestFitScore", move |i| {
+        Ok(Arc::new(best_fit::BestFitScore::new(&ctx(i.cluster))))
+    });
+    r.register("FGDScore", |i| {
+        let args = i
+            .args::<FgdArgs>()?
+            .ok_or("needs pluginConfig args FgdArgs (the typical pods)")?;
+        Ok(Arc::new(fgd::FgdScore::new(args.typical.clone())))
+    });
+    r.register("NodeResourcesLeastAllocated", |_| {
+        Ok(Arc::new(kube::NodeResourcesScore::least_allocated()))
+    });
+    r.register("NodeResourcesMostAllocated", |_| {
+        Ok(Arc::new(kube::NodeResourcesScore::most_allocated()))
+    });
+    r
+}
+
+/// The profile of a policy by plugin name: the default filters, the policy's score
+/// plugin, and its device allocator at Reserve (as the paper's experiment scripts
+/// configure them: Random picks a random GPU for a share, FGD the GPU that grows
+/// fragmentation least, every other policy the best-fitting GPU).
+pub fn profile_config(policy: Policy, ctx: &PolicyContext) -> ProfileConfig {
+    let base = ProfileConfig::new(policy.name()).with_default_filters();
+    let (score, reserve) = match policy {
+        Policy::Random => ("RandomScore", Some("GpuSelectRandom")),
+        Policy::DotProd => ("DotProdScore", Some("GpuSelectBestFit")),
+        Policy::GpuClustering => ("GpuClusteringScore", Some("GpuSelectBestFit")),
+        Policy::GpuPacking => ("GpuPackingScore", Some("GpuSelectBestFit")),
+        Policy::BestFit => ("BestFitScore", Some("GpuSelectBestFit")),
+        Policy::Fgd => ("FGDScore", None),
+        Policy::LeastAllocated => ("NodeResourcesLeastAllocated", Some("GpuSelectBestFit")),
+        Policy::MostAllocated => ("NodeResourcesMostAllocated", Some("GpuSelectBestFit")),
+    };
+    let mut c = base.plugin(score, 1);
+    if let Some(r) = reserve {
+        c = c.plugin(r, 1);
     }
+    if policy == Policy::Fgd {
+        c = c.args(
+            "FGDScore",
+            Arc::new(FgdArgs {
+                typical: ctx.typical_pods.clone(),
+            }),
+        );
+    }
+    c
+}
+
+/// The built profile of a policy for `cluster` ([`profile_config`] through
+/// [`registry`]).
+///
+/// # Panics
+/// Never for the built-in policies (their profiles are valid by construction; a test
+/// builds every one).
+pub fn profile(policy: Policy, ctx: &PolicyContext, cluster: &Cluster) -> Profile {
+    registry()
+        .build(&profile_config(policy, ctx), cluster)
+        .expect("built-in profiles are valid")
 }
 
 #[cfg(test)]

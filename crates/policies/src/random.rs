@@ -5,7 +5,7 @@
 
 use mlplane_model::Pod;
 use mlplane_sched::{
-    CycleState, NodeId, NodeInfo, Plugin, PreScorePlugin, ScorePlugin, MAX_NODE_SCORE,
+    CycleState, NodeId, NodeInfo, Plugin, PreScorePlugin, ScorePlugin, Status, MAX_NODE_SCORE,
     MIN_NODE_SCORE,
 };
 use rand::{Rng, RngCore};
@@ -20,6 +20,12 @@ impl Plugin for RandomScore {
     fn name(&self) -> &'static str {
         "RandomScore"
     }
+    fn as_pre_score(&self) -> Option<&dyn PreScorePlugin> {
+        Some(self)
+    }
+    fn as_score(&self) -> Option<&dyn ScorePlugin> {
+        Some(self)
+    }
 }
 
 impl PreScorePlugin for RandomScore {
@@ -29,9 +35,10 @@ impl PreScorePlugin for RandomScore {
         _: &Pod,
         feasible: &[NodeInfo<'_>],
         rng: &mut dyn RngCore,
-    ) {
+    ) -> Result<(), Status> {
         let pick = feasible[rng.gen_range(0..feasible.len())].id;
         cycle.write(KEY, pick);
+        Ok(())
     }
 }
 

@@ -1,65 +1,153 @@
 //! Plugin traits and the scheduling cycle, shaped like kube-scheduler's framework
 //! (<https://kubernetes.io/docs/concepts/scheduling-eviction/scheduling-framework/>).
 //!
-//! One cycle for one pod:
-//! 1. **Filter**: every filter plugin looks at every node; a node that any plugin rejects
-//!    is infeasible. No feasible node: the pod is [`Unschedulable`].
-//! 2. **PreScore**: plugins see the feasible nodes once and may record state in the
-//!    [`CycleState`] (the Random policy draws its node here).
-//! 3. **Score**: each score plugin gives each feasible node an integer score;
-//!    **NormalizeScore** may then rescale the plugin's list. Scores must end in
-//!    `0..=MAX_NODE_SCORE`; the framework multiplies each by the plugin's weight and sums.
-//! 4. **Select**: the node with the highest total; ties are broken by the scheduler's
-//!    [`TieBreak`]: uniformly at random, as upstream kube-scheduler's `selectHost` does,
-//!    or by a fixed node order, as the FGD paper's simulator does.
-//! 5. **Reserve**: the profile's one reserve plugin picks the physical GPUs on the chosen
-//!    node (the role open-gpu-share's Reserve plays for the FGD simulator).
+//! One cycle for one pod ([`Scheduler::schedule`]):
+//! 1. **PreFilter**: each plugin sees the pod once; it may narrow the nodes to look at
+//!    (the intersection of all answers is kept) or reject the pod outright. A
+//!    rejection is a diagnosis for every node, and with
+//!    [`Code::UnschedulableAndUnresolvable`] preemption cannot help.
+//! 2. **Filter**: every filter plugin looks at every remaining node, in profile order;
+//!    the first that rejects a node gives the node's status.
+//! 3. **PostFilter** (only when no node is feasible): plugins get the diagnosis and may
+//!    nominate a node (preemption lives here); the first success ends the phase.
+//! 4. **PreScore**: plugins see the feasible nodes once and may record state in the
+//!    [`CycleState`]; a [`Code::Skip`] skips the plugin's own Score.
+//! 5. **Score** + **NormalizeScore**: each score plugin scores each feasible node and
+//!    may rescale its list; scores must end in `0..=MAX_NODE_SCORE`; the framework
+//!    multiplies each by the plugin's weight and sums.
+//! 6. **Select**: the highest total; ties by the scheduler's [`TieBreak`]: uniformly at
+//!    random, as upstream's `selectHost`, or by a fixed node order, as the FGD paper's
+//!    simulator.
+//! 7. **Reserve**: the profile's reserve plugins in order; one of them, the device
+//!    allocator, sets the pod's grants ([`CycleState::set_grants`]). If one fails,
+//!    every reserve plugin's Unreserve runs in reverse order.
+//! 8. The pod is **assumed** into the [`ClusterState`] (kube's scheduler cache).
+//! 9. **Permit**: each plugin allows, rejects or asks to wait.
+//! 10. **Bind**: the first bind plugin that does not skip binds (the Kubernetes
+//!     scheduler through the API); with no bind plugin the assume is the bind (the
+//!     simulator). A failure after the assume forgets the pod and unreserves.
 //!
 //! The framework owns how results combine; plugins own one decision each.
 
 use std::any::Any;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
 
-use mlplane_model::Pod;
+use mlplane_model::{GpuRequest, Pod};
 use rand::{Rng, RngCore};
 
-use crate::state::{ClusterState, GpuSet, NodeId, NodeInfo, Placement};
+use crate::state::{ClusterState, Grant, NodeId, NodeInfo, Placement};
+use crate::status::{Code, Status};
 
 /// The highest score a plugin may give a node (kube-scheduler's `MaxNodeScore`).
 pub const MAX_NODE_SCORE: i64 = 100;
 /// The lowest score a plugin may give a node (kube-scheduler's `MinNodeScore`).
 pub const MIN_NODE_SCORE: i64 = 0;
 
-/// A named plugin.
+/// A named plugin. A plugin takes part in every extension point whose `as_*` method
+/// returns it (kube's `multiPoint`: enabling a plugin enables all it implements).
 pub trait Plugin: Send + Sync {
     /// The plugin's name, as used in profiles and messages.
     fn name(&self) -> &'static str;
+    /// The plugin as a QueueSort plugin.
+    fn as_queue_sort(&self) -> Option<&dyn QueueSortPlugin> {
+        None
+    }
+    /// The plugin as a PreFilter plugin.
+    fn as_pre_filter(&self) -> Option<&dyn PreFilterPlugin> {
+        None
+    }
+    /// The plugin as a Filter plugin.
+    fn as_filter(&self) -> Option<&dyn FilterPlugin> {
+        None
+    }
+    /// The plugin as a PostFilter plugin.
+    fn as_post_filter(&self) -> Option<&dyn PostFilterPlugin> {
+        None
+    }
+    /// The plugin as a PreScore plugin.
+    fn as_pre_score(&self) -> Option<&dyn PreScorePlugin> {
+        None
+    }
+    /// The plugin as a Score plugin.
+    fn as_score(&self) -> Option<&dyn ScorePlugin> {
+        None
+    }
+    /// The plugin as a Reserve plugin.
+    fn as_reserve(&self) -> Option<&dyn ReservePlugin> {
+        None
+    }
+    /// The plugin as a Permit plugin.
+    fn as_permit(&self) -> Option<&dyn PermitPlugin> {
+        None
+    }
+    /// The plugin as a Bind plugin.
+    fn as_bind(&self) -> Option<&dyn BindPlugin> {
+        None
+    }
 }
 
-/// Why a filter rejected a node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Rejection {
-    /// The rejecting plugin.
-    pub plugin: &'static str,
-    /// A short reason, e.g. `"insufficient cpu"`.
-    pub reason: &'static str,
+/// QueueSort extension point: the order of the scheduling queue.
+pub trait QueueSortPlugin: Plugin {
+    /// True if `a` should be scheduled before `b`.
+    fn less(&self, a: &Pod, b: &Pod) -> bool;
+}
+
+/// PreFilter extension point: runs once per pod before filtering.
+pub trait PreFilterPlugin: Plugin {
+    /// `Ok(None)` to look at every node, `Ok(Some(nodes))` to look only at those, or a
+    /// rejection of the pod (for every node).
+    ///
+    /// # Errors
+    /// The [`Status`] of the rejection.
+    fn pre_filter(
+        &self,
+        cycle: &mut CycleState,
+        state: &ClusterState,
+        pod: &Pod,
+    ) -> Result<Option<Vec<NodeId>>, Status>;
 }
 
 /// Filter extension point: may this pod run on this node?
 pub trait FilterPlugin: Plugin {
-    /// `Ok(())` if the node is feasible for the pod, else why not.
-    fn filter(&self, cycle: &CycleState, pod: &Pod, node: &NodeInfo<'_>) -> Result<(), Rejection>;
+    /// `Ok(())` if the node is feasible for the pod.
+    ///
+    /// # Errors
+    /// Why not, as a [`Status`].
+    fn filter(&self, cycle: &CycleState, pod: &Pod, node: &NodeInfo<'_>) -> Result<(), Status>;
+}
+
+/// PostFilter extension point: runs when no node is feasible (preemption).
+pub trait PostFilterPlugin: Plugin {
+    /// A nominated node (`Ok(Some)`) where the pod may fit once something changes, or
+    /// `Ok(None)` / an unschedulable status when the plugin cannot help.
+    ///
+    /// # Errors
+    /// A [`Status`] saying why the plugin could not help.
+    fn post_filter(
+        &self,
+        cycle: &mut CycleState,
+        state: &ClusterState,
+        pod: &Pod,
+        diagnosis: &Diagnosis,
+    ) -> Result<Option<NodeId>, Status>;
 }
 
 /// PreScore extension point: runs once per cycle over the feasible nodes.
 pub trait PreScorePlugin: Plugin {
     /// Records whatever the plugin's scores need in `cycle`.
+    ///
+    /// # Errors
+    /// [`Code::Skip`] to skip this plugin's Score; any other status ends the cycle
+    /// with an error.
     fn pre_score(
         &self,
         cycle: &mut CycleState,
         pod: &Pod,
         feasible: &[NodeInfo<'_>],
         rng: &mut dyn RngCore,
-    );
+    ) -> Result<(), Status>;
 }
 
 /// One node's score in a score list.
@@ -82,26 +170,64 @@ pub trait ScorePlugin: Plugin {
     fn normalize(&self, _cycle: &CycleState, _pod: &Pod, _scores: &mut [NodeScore]) {}
 }
 
-/// Reserve extension point: picks the physical GPUs on the chosen node.
+/// Reserve extension point: claims what the pod will use on the chosen node before it
+/// is bound. The device allocator among them sets the grants.
 pub trait ReservePlugin: Plugin {
-    /// The GPUs for `pod` on `node`: `n` distinct GPUs for `n` whole GPUs, one for a
-    /// share, none for a CPU-only pod. `None` if the node cannot hold the request
-    /// (it passed the filters, so that is a bug in a plugin, reported as
-    /// [`ScheduleError::Reserve`]).
+    /// Reserves for `pod` on `node`.
+    ///
+    /// # Errors
+    /// A [`Status`]; then every reserve plugin's [`ReservePlugin::unreserve`] runs, in
+    /// reverse order.
     fn reserve(
         &self,
-        cycle: &CycleState,
+        cycle: &mut CycleState,
+        state: &ClusterState,
         pod: &Pod,
         node: &NodeInfo<'_>,
         rng: &mut dyn RngCore,
-    ) -> Option<GpuSet>;
+    ) -> Result<(), Status>;
+
+    /// Undoes [`ReservePlugin::reserve`] (also called when this plugin's reserve did
+    /// not run or failed, as kube does: it must be idempotent). Default: nothing.
+    fn unreserve(&self, _cycle: &mut CycleState, _pod: &Pod, _node: NodeId) {}
 }
 
-/// Per-cycle scratch state that PreScore plugins write and Score plugins read, keyed by
-/// plugin name (kube-scheduler's `CycleState`).
+/// What a Permit plugin says.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Permit {
+    /// Bind now.
+    Allow,
+    /// Hold the pod up to `timeout_s` seconds.
+    Wait {
+        /// Seconds to wait at most.
+        timeout_s: f64,
+    },
+    /// Do not bind.
+    Reject(Status),
+}
+
+/// Permit extension point: the last word before binding.
+pub trait PermitPlugin: Plugin {
+    /// Allow, wait or reject.
+    fn permit(&self, cycle: &mut CycleState, pod: &Pod, placement: &Placement) -> Permit;
+}
+
+/// Bind extension point: makes the placement real.
+pub trait BindPlugin: Plugin {
+    /// Binds `pod` to `placement`.
+    ///
+    /// # Errors
+    /// [`Code::Skip`] to let the next bind plugin bind; anything else is a failure.
+    fn bind(&self, cycle: &mut CycleState, pod: &Pod, placement: &Placement)
+        -> Result<(), Status>;
+}
+
+/// Per-cycle scratch state that plugins write and later plugins read, keyed by name
+/// (kube-scheduler's `CycleState`), and the grants the device allocator chose.
 #[derive(Default)]
 pub struct CycleState {
     entries: Vec<(&'static str, Box<dyn Any + Send>)>,
+    grants: Option<Vec<Grant>>,
 }
 
 impl CycleState {
@@ -119,73 +245,82 @@ impl CycleState {
             .and_then(|(_, v)| v.downcast_ref())
     }
 
+    /// Sets the pod's grants on the chosen node (the device allocator, at Reserve).
+    pub fn set_grants(&mut self, grants: Vec<Grant>) {
+        self.grants = Some(grants);
+    }
+
+    /// The grants set at Reserve, if any.
+    pub fn grants(&self) -> Option<&[Grant]> {
+        self.grants.as_deref()
+    }
+
     fn clear(&mut self) {
         self.entries.clear();
+        self.grants = None;
     }
 }
 
-/// A scheduling profile: the plugins at each extension point, with score weights.
-pub struct Profile {
-    name: String,
-    filters: Vec<Box<dyn FilterPlugin>>,
-    pre_scores: Vec<Box<dyn PreScorePlugin>>,
-    scores: Vec<(Box<dyn ScorePlugin>, i64)>,
-    reserve: Box<dyn ReservePlugin>,
+/// Why no node was feasible: every node's status (kube's `Diagnosis`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Diagnosis {
+    /// Nodes in the cluster.
+    pub nodes: usize,
+    /// The status of each node that was rejected, by PreFilter or Filter.
+    pub statuses: Vec<(NodeId, Status)>,
+    /// PreFilter's message, when PreFilter rejected the pod.
+    pub pre_filter_msg: Option<String>,
+    /// PostFilter's message, when it ran and could not help.
+    pub post_filter_msg: Option<String>,
 }
 
-impl Profile {
-    /// A profile with the default filters ([`crate::plugins::default_filters`]), no
-    /// scores, and `reserve` to pick GPUs.
-    pub fn new(name: impl Into<String>, reserve: Box<dyn ReservePlugin>) -> Self {
-        Profile {
-            name: name.into(),
-            filters: crate::plugins::default_filters(),
-            pre_scores: Vec::new(),
-            scores: Vec::new(),
-            reserve,
+impl Diagnosis {
+    /// Each reason with the number of nodes that gave it, sorted as kube sorts the
+    /// histogram: by the text `"<count> <reason>"`.
+    pub fn reason_counts(&self) -> Vec<(String, usize)> {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for (_, s) in &self.statuses {
+            for r in &s.reasons {
+                *counts.entry(r.as_str()).or_default() += 1;
+            }
         }
+        let mut v: Vec<(String, usize)> =
+            counts.into_iter().map(|(r, n)| (r.to_string(), n)).collect();
+        v.sort_by_cached_key(|(r, n)| format!("{n} {r}"));
+        v
     }
 
-    /// The profile's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Adds a filter plugin.
-    pub fn with_filter(mut self, p: Box<dyn FilterPlugin>) -> Self {
-        self.filters.push(p);
-        self
-    }
-
-    /// Adds a PreScore plugin.
-    pub fn with_pre_score(mut self, p: Box<dyn PreScorePlugin>) -> Self {
-        self.pre_scores.push(p);
-        self
-    }
-
-    /// Adds a score plugin with a weight (kube-scheduler weights are positive integers).
-    pub fn with_score(mut self, p: Box<dyn ScorePlugin>, weight: i64) -> Self {
-        self.scores.push((p, weight));
-        self
-    }
-
-    /// Names of the plugins, by extension point, for logs and docs.
-    pub fn describe(&self) -> String {
-        let f: Vec<_> = self.filters.iter().map(|p| p.name()).collect();
-        let p: Vec<_> = self.pre_scores.iter().map(|p| p.name()).collect();
-        let s: Vec<_> = self
-            .scores
+    /// True if some node was rejected only as [`Code::Unschedulable`], so that
+    /// preemption might help there.
+    pub fn preemption_might_help(&self) -> bool {
+        self.statuses
             .iter()
-            .map(|(p, w)| format!("{}x{w}", p.name()))
-            .collect();
-        format!(
-            "{}: filter [{}], preScore [{}], score [{}], reserve {}",
-            self.name,
-            f.join(", "),
-            p.join(", "),
-            s.join(", "),
-            self.reserve.name()
-        )
+            .any(|(_, s)| s.code == Code::Unschedulable)
+    }
+}
+
+impl fmt::Display for Diagnosis {
+    /// kube's `FitError.Error()`: `0/N nodes are available: <sorted histogram>.`, the
+    /// PreFilter message instead of the histogram when PreFilter rejected the pod, then
+    /// the PostFilter message.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0/{} nodes are available:", self.nodes)?;
+        if let Some(m) = &self.pre_filter_msg {
+            write!(f, " {m}.")?;
+        } else {
+            let parts: Vec<String> = self
+                .reason_counts()
+                .into_iter()
+                .map(|(r, n)| format!("{n} {r}"))
+                .collect();
+            if !parts.is_empty() {
+                write!(f, " {}.", parts.join(", "))?;
+            }
+        }
+        if let Some(m) = &self.post_filter_msg {
+            write!(f, " {m}.")?;
+        }
+        Ok(())
     }
 }
 
@@ -193,31 +328,33 @@ impl Profile {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ScheduleError {
-    /// No node passed the filters. `reasons` counts, per rejection, the nodes that
-    /// gave it (first rejecting filter only), most frequent first.
-    #[error("0/{nodes} nodes are available: {}", fmt_reasons(reasons))]
+    /// No node was feasible. `nominated` is the node PostFilter nominated, if any.
+    #[error("{diagnosis}")]
     Unschedulable {
-        /// Number of nodes considered.
-        nodes: usize,
-        /// `(rejection, node count)`, most frequent first.
-        reasons: Vec<(Rejection, usize)>,
+        /// Every node's status.
+        diagnosis: Diagnosis,
+        /// The node a PostFilter plugin nominated (preemption), if any.
+        nominated: Option<NodeId>,
     },
-    /// The reserve plugin found no GPUs on a node that passed the filters (a plugin bug).
-    #[error("reserve plugin {plugin} found no GPUs for pod {pod:?} on a feasible node")]
-    Reserve {
-        /// The reserve plugin.
-        plugin: &'static str,
-        /// The pod.
-        pod: String,
+    /// A plugin returned an error or rejected the pod after a node was chosen
+    /// (Reserve, the assume, Permit or Bind). Nothing stays reserved or assumed.
+    #[error("{phase}: {status}")]
+    Failed {
+        /// The extension point: `PreScore`, `Reserve`, `Assume`, `Permit`, `Bind`.
+        phase: &'static str,
+        /// What the plugin said.
+        status: Status,
     },
 }
 
-fn fmt_reasons(reasons: &[(Rejection, usize)]) -> String {
-    reasons
-        .iter()
-        .map(|(r, n)| format!("{n} {}", r.reason))
-        .collect::<Vec<_>>()
-        .join(", ")
+impl ScheduleError {
+    /// The diagnosis, for an unschedulable pod.
+    pub fn diagnosis(&self) -> Option<&Diagnosis> {
+        match self {
+            ScheduleError::Unschedulable { diagnosis, .. } => Some(diagnosis),
+            ScheduleError::Failed { .. } => None,
+        }
+    }
 }
 
 /// How the scheduler picks among nodes with the same highest total score.
@@ -229,20 +366,141 @@ pub enum TieBreak {
     /// prefixes node names with a random permutation per run and takes the
     /// lexicographically smallest name among ties: a rank from a random permutation
     /// reproduces that. Ranks must be distinct and cover every node.
-    Rank(std::sync::Arc<[u32]>),
+    Rank(Arc<[u32]>),
+}
+
+/// A scheduling profile: the plugins at each extension point, with score weights, in
+/// the order they run (kube's `KubeSchedulerConfiguration` profile). Build one with
+/// [`Profile::new`] and [`Profile::with`], or from a [`crate::registry::ProfileConfig`].
+#[derive(Clone)]
+pub struct Profile {
+    name: String,
+    plugins: Vec<(Arc<dyn Plugin>, i64)>,
+    queue_sort: Option<usize>,
+    pre_filters: Vec<usize>,
+    filters: Vec<usize>,
+    post_filters: Vec<usize>,
+    pre_scores: Vec<usize>,
+    scores: Vec<usize>,
+    reserves: Vec<usize>,
+    permits: Vec<usize>,
+    binds: Vec<usize>,
+}
+
+impl Profile {
+    /// An empty profile (no filters at all; see [`crate::plugins::default_filters`]).
+    pub fn new(name: impl Into<String>) -> Self {
+        Profile {
+            name: name.into(),
+            plugins: Vec::new(),
+            queue_sort: None,
+            pre_filters: Vec::new(),
+            filters: Vec::new(),
+            post_filters: Vec::new(),
+            pre_scores: Vec::new(),
+            scores: Vec::new(),
+            reserves: Vec::new(),
+            permits: Vec::new(),
+            binds: Vec::new(),
+        }
+    }
+
+    /// Adds a plugin at every extension point it implements, after those already there;
+    /// `weight` is its score weight (kube's weights are positive integers; ignored for a
+    /// plugin that does not score). A second QueueSort plugin replaces the first.
+    pub fn with(mut self, plugin: Arc<dyn Plugin>, weight: i64) -> Self {
+        let i = self.plugins.len();
+        let p = plugin.as_ref();
+        if p.as_queue_sort().is_some() {
+            self.queue_sort = Some(i);
+        }
+        let points: [(bool, &mut Vec<usize>); 8] = [
+            (p.as_pre_filter().is_some(), &mut self.pre_filters),
+            (p.as_filter().is_some(), &mut self.filters),
+            (p.as_post_filter().is_some(), &mut self.post_filters),
+            (p.as_pre_score().is_some(), &mut self.pre_scores),
+            (p.as_score().is_some(), &mut self.scores),
+            (p.as_reserve().is_some(), &mut self.reserves),
+            (p.as_permit().is_some(), &mut self.permits),
+            (p.as_bind().is_some(), &mut self.binds),
+        ];
+        for (has, list) in points {
+            if has {
+                list.push(i);
+            }
+        }
+        self.plugins.push((plugin, weight));
+        self
+    }
+
+    /// Adds every plugin of `plugins` with weight 1.
+    pub fn with_all(self, plugins: impl IntoIterator<Item = Arc<dyn Plugin>>) -> Self {
+        plugins.into_iter().fold(self, |p, x| p.with(x, 1))
+    }
+
+    /// The profile's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// True if `a` goes before `b` in the queue: the QueueSort plugin's order, else
+    /// higher priority first, then earlier creation (kube's PrioritySort).
+    pub fn queue_less(&self, a: &Pod, b: &Pod) -> bool {
+        match self.queue_sort {
+            Some(i) => self.plugins[i]
+                .0
+                .as_queue_sort()
+                .expect("indexed")
+                .less(a, b),
+            None => (b.priority, a.created_s) < (a.priority, b.created_s),
+        }
+    }
+
+    /// Names of the plugins, by extension point, for logs and docs.
+    pub fn describe(&self) -> String {
+        let names = |l: &[usize]| {
+            l.iter()
+                .map(|&i| self.plugins[i].0.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let scores: Vec<String> = self
+            .scores
+            .iter()
+            .map(|&i| format!("{}x{}", self.plugins[i].0.name(), self.plugins[i].1))
+            .collect();
+        format!(
+            "{}: queueSort [{}], preFilter [{}], filter [{}], postFilter [{}], preScore [{}], score [{}], reserve [{}], permit [{}], bind [{}]",
+            self.name,
+            self.queue_sort
+                .map_or("", |i| self.plugins[i].0.name()),
+            names(&self.pre_filters),
+            names(&self.filters),
+            names(&self.post_filters),
+            names(&self.pre_scores),
+            scores.join(", "),
+            names(&self.reserves),
+            names(&self.permits),
+            names(&self.binds),
+        )
+    }
+
+    fn plugin(&self, i: usize) -> &dyn Plugin {
+        self.plugins[i].0.as_ref()
+    }
 }
 
 /// Runs scheduling cycles for one [`Profile`].
 ///
 /// Deterministic: the same profile, cluster state, pod and RNG state always give the
-/// same placement. The scheduler holds no cluster state; the caller commits a
-/// placement with [`ClusterState::assume`].
+/// same placement.
 pub struct Scheduler {
     profile: Profile,
     tie_break: TieBreak,
     cycle: CycleState,
     totals: Vec<i64>,
     plugin_scores: Vec<NodeScore>,
+    statuses: Vec<(NodeId, Status)>,
 }
 
 impl Scheduler {
@@ -254,6 +512,7 @@ impl Scheduler {
             cycle: CycleState::default(),
             totals: Vec::new(),
             plugin_scores: Vec::new(),
+            statuses: Vec::new(),
         }
     }
 
@@ -268,61 +527,231 @@ impl Scheduler {
         &self.profile
     }
 
-    /// Runs one scheduling cycle for `pod` and returns where it should go. Does not
-    /// change `state`.
+    /// Runs one whole cycle for `pod` (see the module documentation) and, on success,
+    /// leaves the pod assumed in `state` and bound.
     ///
     /// # Errors
-    /// [`ScheduleError::Unschedulable`] if no node passes the filters;
-    /// [`ScheduleError::Reserve`] if the reserve plugin fails on the chosen node.
+    /// [`ScheduleError::Unschedulable`] with the diagnosis (and PostFilter's nominated
+    /// node) if no node is feasible; [`ScheduleError::Failed`] if a plugin fails after a
+    /// node is chosen, or a Permit plugin asks to wait (this scheduler binds
+    /// synchronously and has no waiting room yet). Nothing stays reserved or assumed
+    /// after an error.
     ///
     /// # Panics
     /// If a score plugin leaves a score outside `0..=100` after normalisation: that is a
     /// bug in the plugin.
     pub fn schedule(
         &mut self,
+        state: &mut ClusterState,
+        pod: &Pod,
+        rng: &mut dyn RngCore,
+    ) -> Result<Placement, ScheduleError> {
+        let placement = self.decide(state, pod, rng)?;
+        if let Err(e) = state.assume(pod, placement.clone()) {
+            self.unreserve(pod, placement.node);
+            return Err(ScheduleError::Failed {
+                phase: "Assume",
+                status: Status::error("", e.to_string()),
+            });
+        }
+        let fail = |s: &mut Self, state: &mut ClusterState, phase, status| {
+            state.forget(pod.id);
+            s.unreserve(pod, placement.node);
+            Err(ScheduleError::Failed { phase, status })
+        };
+        for &i in &self.profile.permits {
+            let p = self.profile.plugins[i].0.clone();
+            match p.as_permit().expect("indexed").permit(&mut self.cycle, pod, &placement) {
+                Permit::Allow => {}
+                Permit::Reject(status) => return fail(self, state, "Permit", status),
+                Permit::Wait { timeout_s } => {
+                    let status = Status::new(
+                        Code::Wait,
+                        p.name(),
+                        format!("asked to wait up to {timeout_s} s; this scheduler binds at once"),
+                    );
+                    return fail(self, state, "Permit", status);
+                }
+            }
+        }
+        for &i in &self.profile.binds {
+            let p = self.profile.plugins[i].0.clone();
+            match p.as_bind().expect("indexed").bind(&mut self.cycle, pod, &placement) {
+                Ok(()) => break,
+                Err(s) if s.code == Code::Skip => continue,
+                Err(status) => return fail(self, state, "Bind", status),
+            }
+        }
+        Ok(placement)
+    }
+
+    /// The scheduling cycle without committing: PreFilter through Reserve, then every
+    /// Unreserve. What [`Scheduler::schedule`] would place, leaving `state` and the
+    /// plugins as they were.
+    ///
+    /// # Errors
+    /// As [`Scheduler::schedule`], without the Permit and Bind failures.
+    pub fn evaluate(
+        &mut self,
         state: &ClusterState,
         pod: &Pod,
         rng: &mut dyn RngCore,
     ) -> Result<Placement, ScheduleError> {
+        let p = self.decide(state, pod, rng)?;
+        self.unreserve(pod, p.node);
+        Ok(p)
+    }
+
+    fn unreserve(&mut self, pod: &Pod, node: NodeId) {
+        for &i in self.profile.reserves.iter().rev() {
+            let p = self.profile.plugins[i].0.clone();
+            p.as_reserve()
+                .expect("indexed")
+                .unreserve(&mut self.cycle, pod, node);
+        }
+    }
+
+    /// PreFilter through Reserve; on success the reserve plugins hold the pod.
+    fn decide<'a>(
+        &mut self,
+        state: &'a ClusterState,
+        pod: &Pod,
+        rng: &mut dyn RngCore,
+    ) -> Result<Placement, ScheduleError> {
         self.cycle.clear();
-        let mut feasible: Vec<NodeInfo<'_>> = Vec::with_capacity(state.len());
-        let mut reasons: Vec<(Rejection, usize)> = Vec::new();
-        'nodes: for info in state.iter() {
-            for f in &self.profile.filters {
-                if let Err(r) = f.filter(&self.cycle, pod, &info) {
-                    match reasons.iter_mut().find(|(x, _)| *x == r) {
-                        Some((_, n)) => *n += 1,
-                        None => reasons.push((r, 1)),
-                    }
-                    continue 'nodes;
+        self.statuses.clear();
+        let profile = &self.profile;
+        // PreFilter.
+        let mut subset: Option<Vec<NodeId>> = None;
+        for &i in &profile.pre_filters {
+            let p = profile.plugin(i);
+            match p
+                .as_pre_filter()
+                .expect("indexed")
+                .pre_filter(&mut self.cycle, state, pod)
+            {
+                Ok(None) => {}
+                Ok(Some(mut nodes)) => {
+                    nodes.sort_unstable();
+                    nodes.dedup();
+                    subset = Some(match subset {
+                        None => nodes,
+                        Some(prev) => prev
+                            .into_iter()
+                            .filter(|n| nodes.binary_search(n).is_ok())
+                            .collect(),
+                    });
+                }
+                Err(status) if status.code == Code::Error => {
+                    return Err(ScheduleError::Failed {
+                        phase: "PreFilter",
+                        status,
+                    })
+                }
+                Err(status) => {
+                    let diagnosis = Diagnosis {
+                        nodes: state.len(),
+                        pre_filter_msg: Some(status.message()),
+                        statuses: (0..state.len())
+                            .map(|n| (NodeId(n as u32), status.clone()))
+                            .collect(),
+                        post_filter_msg: None,
+                    };
+                    return Err(self.post_filter(state, pod, diagnosis));
+                }
+            }
+        }
+        // Filter.
+        let mut feasible: Vec<NodeInfo<'a>> = Vec::with_capacity(state.len());
+        let mut visit = |info: NodeInfo<'a>| {
+            for &i in &profile.filters {
+                if let Err(s) = profile
+                    .plugin(i)
+                    .as_filter()
+                    .expect("indexed")
+                    .filter(&self.cycle, pod, &info)
+                {
+                    self.statuses.push((info.id, s));
+                    return;
                 }
             }
             feasible.push(info);
+        };
+        match &subset {
+            None => state.iter().for_each(&mut visit),
+            Some(nodes) => nodes
+                .iter()
+                .filter(|n| n.index() < state.len())
+                .for_each(|&n| visit(state.node(n))),
         }
         if feasible.is_empty() {
-            reasons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.reason.cmp(b.0.reason)));
-            return Err(ScheduleError::Unschedulable {
+            let mut statuses = std::mem::take(&mut self.statuses);
+            if let Some(nodes) = &subset {
+                // Nodes PreFilter left out are unresolvable for this pod.
+                let mut out = Vec::with_capacity(state.len());
+                let mut k = 0;
+                for n in 0..state.len() as u32 {
+                    let id = NodeId(n);
+                    if nodes.binary_search(&id).is_ok() {
+                        if k < statuses.len() && statuses[k].0 == id {
+                            out.push(statuses[k].clone());
+                            k += 1;
+                        }
+                    } else {
+                        out.push((
+                            id,
+                            Status::unresolvable("", "node(s) didn't satisfy plugin(s) at PreFilter"),
+                        ));
+                    }
+                }
+                statuses = out;
+            }
+            let diagnosis = Diagnosis {
                 nodes: state.len(),
-                reasons,
-            });
+                statuses,
+                pre_filter_msg: None,
+                post_filter_msg: None,
+            };
+            return Err(self.post_filter(state, pod, diagnosis));
         }
-        for p in &self.profile.pre_scores {
-            p.pre_score(&mut self.cycle, pod, &feasible, rng);
+        // PreScore.
+        let mut skipped: Vec<&'static str> = Vec::new();
+        for &i in &profile.pre_scores {
+            let p = profile.plugin(i);
+            match p
+                .as_pre_score()
+                .expect("indexed")
+                .pre_score(&mut self.cycle, pod, &feasible, rng)
+            {
+                Ok(()) => {}
+                Err(s) if s.code == Code::Skip => skipped.push(p.name()),
+                Err(status) => {
+                    return Err(ScheduleError::Failed {
+                        phase: "PreScore",
+                        status,
+                    })
+                }
+            }
         }
-
+        // Score and select.
         let chosen = if feasible.len() == 1 {
             feasible[0]
         } else {
             self.totals.clear();
             self.totals.resize(feasible.len(), 0);
-            for (plugin, weight) in &self.profile.scores {
+            for &i in &profile.scores {
+                let (plugin, weight) = (&profile.plugins[i].0, profile.plugins[i].1);
+                if skipped.contains(&plugin.name()) {
+                    continue;
+                }
+                let sp = plugin.as_score().expect("indexed");
                 self.plugin_scores.clear();
                 self.plugin_scores
                     .extend(feasible.iter().map(|n| NodeScore {
                         node: n.id,
-                        score: plugin.score(&self.cycle, pod, n),
+                        score: sp.score(&self.cycle, pod, n),
                     }));
-                plugin.normalize(&self.cycle, pod, &mut self.plugin_scores);
+                sp.normalize(&self.cycle, pod, &mut self.plugin_scores);
                 for (t, s) in self.totals.iter_mut().zip(&self.plugin_scores) {
                     assert!(
                         (MIN_NODE_SCORE..=MAX_NODE_SCORE).contains(&s.score),
@@ -340,16 +769,78 @@ impl Scheduler {
             };
             feasible[best]
         };
+        // Reserve.
+        for &i in &profile.reserves {
+            let p = profile.plugin(i);
+            if let Err(status) =
+                p.as_reserve()
+                    .expect("indexed")
+                    .reserve(&mut self.cycle, state, pod, &chosen, rng)
+            {
+                let id = chosen.id;
+                drop(feasible);
+                self.unreserve(pod, id);
+                return Err(ScheduleError::Failed {
+                    phase: "Reserve",
+                    status,
+                });
+            }
+        }
+        let grants = match self.cycle.grants.take() {
+            Some(g) => g,
+            None if pod.gpu == GpuRequest::None => Vec::new(),
+            None => {
+                let id = chosen.id;
+                drop(feasible);
+                self.unreserve(pod, id);
+                return Err(ScheduleError::Failed {
+                    phase: "Reserve",
+                    status: Status::error(
+                        "",
+                        format!(
+                            "no reserve plugin of profile {} assigned devices to pod {:?}",
+                            self.profile.name, pod.name
+                        ),
+                    ),
+                });
+            }
+        };
+        Ok(Placement {
+            node: chosen.id,
+            grants,
+        })
+    }
 
-        match self.profile.reserve.reserve(&self.cycle, pod, &chosen, rng) {
-            Some(gpus) => Ok(Placement {
-                node: chosen.id,
-                gpus,
-            }),
-            None => Err(ScheduleError::Reserve {
-                plugin: self.profile.reserve.name(),
-                pod: pod.name.clone(),
-            }),
+    /// Runs PostFilter over `diagnosis` and returns the unschedulable error.
+    fn post_filter(
+        &mut self,
+        state: &ClusterState,
+        pod: &Pod,
+        mut diagnosis: Diagnosis,
+    ) -> ScheduleError {
+        let mut nominated = None;
+        let mut msgs = Vec::new();
+        for &i in &self.profile.post_filters {
+            let p = self.profile.plugin(i);
+            match p
+                .as_post_filter()
+                .expect("indexed")
+                .post_filter(&mut self.cycle, state, pod, &diagnosis)
+            {
+                Ok(Some(n)) => {
+                    nominated = Some(n);
+                    break;
+                }
+                Ok(None) => {}
+                Err(s) => msgs.push(s.message()),
+            }
+        }
+        if nominated.is_none() && !msgs.is_empty() {
+            diagnosis.post_filter_msg = Some(msgs.join(" "));
+        }
+        ScheduleError::Unschedulable {
+            diagnosis,
+            nominated,
         }
     }
 }

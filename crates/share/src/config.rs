@@ -290,11 +290,11 @@ impl SharingConfig {
         self.check_groups()?;
         let mut plan = Plan::new(catalog.clone());
         for node in cluster.nodes() {
-            let Some(g) = node.gpus.as_ref() else {
+            let (Some(model_id), count) = (node.gpu_model(), node.gpu_count()) else {
                 plan.push_node(Vec::new());
                 continue;
             };
-            let model = cluster.model_name(g.model);
+            let model = cluster.model_name(model_id);
             let spec = catalog.get(model).ok_or_else(|| {
                 err(
                     format!("node {}", node.name),
@@ -311,9 +311,9 @@ impl SharingConfig {
                     && grp.nodes.as_ref().is_none_or(|n| n.contains(&node.name))
             });
             let devices = match group {
-                None => whole_gpus(spec, g.count),
+                None => whole_gpus(spec, count),
                 Some((gi, grp)) => {
-                    self.group_devices(gi, grp, spec, g.count, &node.name, &mut plan)?
+                    self.group_devices(gi, grp, spec, count, &node.name, &mut plan)?
                 }
             };
             plan.push_node(devices);

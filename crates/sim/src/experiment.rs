@@ -216,7 +216,7 @@ impl Experiment {
         let arrivals = self.arrivals(seed);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(1);
-        let mut scheduler = Scheduler::new(profile(policy, &self.ctx))
+        let mut scheduler = Scheduler::new(profile(policy, &self.ctx, &self.cluster))
             .with_tie_break(TieBreak::Rank(self.node_order(seed)));
         let mut state = ClusterState::new(self.cluster.clone());
         let cap = self.cluster.gpu_milli();
@@ -228,11 +228,10 @@ impl Experiment {
         for &i in &arrivals {
             let pod = &self.workload[i];
             arrived += u64::from(pod.gpu.total_milli());
-            match scheduler.schedule(&state, pod, &mut rng) {
-                Ok(p) => state.assume(pod, p).map_err(|e| ExperimentError::Invalid {
-                    policy,
-                    message: e.to_string(),
-                })?,
+            // Each arrival is a pod of its own (resampled pods arrive more than once).
+            let pod = pod.renewed();
+            match scheduler.schedule(&mut state, &pod, &mut rng) {
+                Ok(_) => {}
                 Err(ScheduleError::Unschedulable { .. }) => failed += 1,
                 Err(e) => {
                     return Err(ExperimentError::Invalid {
@@ -301,7 +300,7 @@ fn round_half_even(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mlplane_model::{GpuModel, GpuModelId, GpuRequest, Node, NodeGpus};
+    use mlplane_model::{GpuModel, GpuModelId, GpuRequest, Node};
 
     fn tiny() -> (Cluster, Vec<Pod>) {
         let c = Cluster::new(
@@ -310,21 +309,15 @@ mod tests {
                 memory_mib: None,
             }],
             (0..2)
-                .map(|i| Node {
-                    name: format!("n{i}"),
-                    cpu_milli: 64000,
-                    memory_mib: 262144,
-                    gpus: Some(NodeGpus {
-                        model: GpuModelId(0),
-                        count: 2,
-                    }),
+                .map(|i| {
+                    Node::new(format!("n{i}"), 64000, 262144).with_gpus(GpuModelId(0), 2, 0)
                 })
                 .collect(),
         )
         .unwrap();
         let pods = vec![
             Pod::new("a", 1000, 1024, GpuRequest::Whole(1)),
-            Pod::new("b", 1000, 1024, GpuRequest::Shared(500)),
+            Pod::new("b", 1000, 1024, GpuRequest::Milli(500)),
             Pod::new("c", 1000, 1024, GpuRequest::None),
         ];
         (c, pods)

@@ -29,7 +29,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, Node, NodeGpus, Pod};
+use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, Node, Pod};
 use mlplane_share::advisor::{candidates, smallest_profile, Advice};
 use mlplane_share::catalog::{Catalog, GpuSpec};
 use mlplane_share::config::{
@@ -175,12 +175,12 @@ pub fn retarget(cluster: &Cluster, model: &str) -> Result<Cluster, StudyError> {
     let nodes: Vec<Node> = cluster
         .nodes()
         .iter()
-        .map(|n| Node {
-            gpus: n.gpus.as_ref().map(|g| NodeGpus {
-                model: GpuModelId(0),
-                count: g.count,
-            }),
-            ..n.clone()
+        .map(|n| {
+            let mut m = n.clone();
+            if n.gpu_count() > 0 {
+                m = m.with_gpus(GpuModelId(0), n.gpu_count(), 0);
+            }
+            m
         })
         .collect();
     Cluster::new(
@@ -232,6 +232,15 @@ impl Study {
                 options.replicas
             )));
         }
+        if let Some(p) = pods
+            .iter()
+            .find(|p| matches!(p.gpu, GpuRequest::Memory { .. } | GpuRequest::Devices { .. }))
+        {
+            return Err(StudyError(format!(
+                "pod {:?}: the study takes the trace's requests (whole GPUs and milli shares), not {}",
+                p.name, p.gpu
+            )));
+        }
         let cluster = Arc::new(retarget(cluster, &options.model)?);
         let whole_pool = whole_pool(&cluster, &pods, options.pool_headroom);
         let candidates = if spec.mig_capable() {
@@ -244,7 +253,7 @@ impl Study {
             let shares: Vec<u64> = pods
                 .iter()
                 .filter_map(|p| match p.gpu {
-                    GpuRequest::Shared(m) => Some(share_mib(&spec, m)),
+                    GpuRequest::Milli(m) => Some(share_mib(&spec, m)),
                     _ => None,
                 })
                 .collect();
@@ -423,7 +432,7 @@ impl Study {
                     // cluster: whole GPUs by count (below; a replica, on a time-sliced
                     // node); a share as memory where devices are shared, else as the
                     // smallest MIG instance there is, else as a whole GPU.
-                    (SharingMode::Custom, GpuRequest::Shared(m)) => {
+                    (SharingMode::Custom, GpuRequest::Milli(m)) => {
                         let need = share_mib(&self.spec, m);
                         match smallest_fit(need) {
                             _ if any_shared => ShareRequest::Memory {
@@ -440,7 +449,10 @@ impl Study {
                             },
                         }
                     }
-                    (_, GpuRequest::None) => ShareRequest::None,
+                    // Study::new refuses pods that are not in the trace's terms.
+                    (_, GpuRequest::None | GpuRequest::Memory { .. } | GpuRequest::Devices { .. }) => {
+                        ShareRequest::None
+                    }
                     (SharingMode::TimeSlicing, GpuRequest::Whole(1)) => ShareRequest::Memory {
                         mib: g,
                         compute_milli: 1000,
@@ -449,19 +461,19 @@ impl Study {
                         resource: gpu,
                         count: n,
                     },
-                    (SharingMode::Whole | SharingMode::MigDisabled, GpuRequest::Shared(_)) => {
+                    (SharingMode::Whole | SharingMode::MigDisabled, GpuRequest::Milli(_)) => {
                         ShareRequest::Devices {
                             resource: gpu,
                             count: 1,
                         }
                     }
-                    (SharingMode::TimeSlicing | SharingMode::Mixed, GpuRequest::Shared(m)) => {
+                    (SharingMode::TimeSlicing | SharingMode::Mixed, GpuRequest::Milli(m)) => {
                         ShareRequest::Memory {
                             mib: share_mib(&self.spec, m),
                             compute_milli: u32::from(m),
                         }
                     }
-                    (SharingMode::Mig | SharingMode::MigAll1g, GpuRequest::Shared(m)) => {
+                    (SharingMode::Mig | SharingMode::MigAll1g, GpuRequest::Milli(m)) => {
                         let need = share_mib(&self.spec, m);
                         // The smallest instance the geometry has, else the smallest
                         // profile that would hold it (which no node advertises: refused).
@@ -549,9 +561,9 @@ impl Study {
                         .map_err(|e| StudyError(format!("{}: scheduler bug: {e}", pod.name)))?;
                     placed += 1;
                     need_mib += match self.pods[i].gpu {
-                        GpuRequest::None => 0,
+                        GpuRequest::None | GpuRequest::Memory { .. } | GpuRequest::Devices { .. } => 0,
                         GpuRequest::Whole(n) => u64::from(n) * self.spec.memory_mib,
-                        GpuRequest::Shared(m) => share_mib(&self.spec, m),
+                        GpuRequest::Milli(m) => share_mib(&self.spec, m),
                     };
                 }
                 Err(_) => {

@@ -9,7 +9,7 @@
 //! class from the class's most frequent `(cpu, memory, gpu_milli)` shapes, weighted by
 //! their counts in the trace.
 
-use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, Node, NodeGpus, Pod};
+use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, Node, Pod};
 use rand::distributions::{Distribution, WeightedIndex};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -113,15 +113,10 @@ pub fn cluster(nodes: usize, seed: u64) -> Cluster {
         .map(|i| {
             let k = dist.sample(&mut rng);
             let (_, cpu, mem, gpus, _) = NODE_SHAPES[k];
-            Node {
-                name: format!("synth-node-{i:04}"),
-                cpu_milli: cpu,
-                memory_mib: mem,
-                gpus: Some(NodeGpus {
-                    model: ids[k],
-                    count: gpus,
-                }),
-            }
+            let gpu_mem = models[usize::from(ids[k].0)].memory_mib.unwrap_or(0);
+            Node::new(format!("synth-node-{i:04}"), cpu, mem)
+                .with_max_pods(crate::trace::TRACE_MAX_PODS)
+                .with_gpus(ids[k], gpus, gpu_mem)
         })
         .collect();
     Cluster::new(models, nodes).expect("synthetic cluster is valid")
@@ -149,7 +144,7 @@ pub fn workload(pods: usize, seed: u64) -> Vec<Pod> {
             let (n, share, _, cpu, mem, milli) = POD_SHAPES[idx[w.sample(&mut rng)]];
             let gpu = match (n, share) {
                 (0, _) => GpuRequest::None,
-                (_, true) => GpuRequest::Shared(milli),
+                (_, true) => GpuRequest::Milli(milli),
                 (n, false) => GpuRequest::Whole(n),
             };
             Pod::new(format!("synth-pod-{i:05}"), cpu, mem, gpu)

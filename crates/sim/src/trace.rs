@@ -12,7 +12,11 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, ModelError, Node, NodeGpus, Pod};
+use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, ModelError, Node, Pod};
+
+/// The pod limit of a trace node: the FGD paper's simulator lets a node hold 1001
+/// pods, which never binds on the trace.
+pub const TRACE_MAX_PODS: u32 = 1001;
 
 /// Memory of the trace's disclosed GPU models in MiB (as the FGD paper's simulator lists
 /// them); `G1`..`G3` are undisclosed.
@@ -348,18 +352,14 @@ pub fn parse_nodes(path: &Path, text: &str) -> Result<Cluster, TraceError> {
                         models.len() - 1
                     }
                 };
-                Some(NodeGpus {
-                    model: GpuModelId(id as u16),
-                    count: n as u8,
-                })
+                Some((GpuModelId(id as u16), n as u8, models[id].memory_mib.unwrap_or(0)))
             }
         };
-        nodes.push(Node {
-            name: name.to_string(),
-            cpu_milli,
-            memory_mib,
-            gpus,
-        });
+        let mut node = Node::new(name, cpu_milli, memory_mib).with_max_pods(TRACE_MAX_PODS);
+        if let Some((model, count, mem)) = gpus {
+            node = node.with_gpus(model, count, mem);
+        }
+        nodes.push(node);
     }
     if nodes.is_empty() {
         return Err(TraceError::EmptyCluster {
@@ -473,7 +473,7 @@ mod tests {
         let c = parse_nodes(p(), NODES).unwrap();
         let text = "gpu_milli,name,num_gpu,cpu_milli,memory_mib,gpu_spec\n470,a,1,8000,30517,\n1000,b,8,88000,327680,G2|V100M32\n0,c,0,12500,57344,\n";
         let pods = parse_pods(p(), text, &c).unwrap();
-        assert_eq!(pods[0].gpu, GpuRequest::Shared(470));
+        assert_eq!(pods[0].gpu, GpuRequest::Milli(470));
         assert_eq!(pods[1].gpu, GpuRequest::Whole(8));
         assert!(pods[1].allows_model(GpuModelId(1)));
         assert!(!pods[1].allows_model(GpuModelId(0)));
