@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use mlplane_model::{Cluster, GpuModel, GpuModelId, Node, NodeGpus};
+use mlplane_model::{Cluster, GpuModel, GpuModelId, Node};
 use mlplane_share::config::SharingConfig;
 use mlplane_share::sched::{SharePolicy, ShareScheduler, Typical};
 use mlplane_share::state::{Refusal, ShareState};
@@ -16,15 +16,7 @@ fn cluster(nodes: &[(&str, &str, u8)]) -> Arc<Cluster> {
     models.dedup();
     let ns = nodes
         .iter()
-        .map(|(name, model, count)| Node {
-            name: name.to_string(),
-            cpu_milli: 64_000,
-            memory_mib: 262_144,
-            gpus: Some(NodeGpus {
-                model: GpuModelId(models.iter().position(|m| m == model).unwrap() as u16),
-                count: *count,
-            }),
-        })
+        .map(|(name, model, count)| Node::new(name.to_string(), 64_000, 262_144).with_gpus(GpuModelId(models.iter().position(|m| m == model).unwrap() as u16), *count, 0))
         .collect();
     let models = models
         .into_iter()

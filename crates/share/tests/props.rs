@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use mlplane_model::{Cluster, GpuModel, GpuModelId, Node, NodeGpus};
+use mlplane_model::{Cluster, GpuModel, GpuModelId, Node};
 use mlplane_share::config::SharingConfig;
 use mlplane_share::sched::{SharePolicy, ShareScheduler, Typical};
 use mlplane_share::state::ShareState;
@@ -74,14 +74,8 @@ fn cluster(shapes: &[(usize, u8, u64)]) -> Arc<Cluster> {
     let nodes = shapes
         .iter()
         .enumerate()
-        .map(|(i, &(m, count, cpu))| Node {
-            name: format!("n{i}"),
-            cpu_milli: cpu,
-            memory_mib: 65_536,
-            gpus: Some(NodeGpus {
-                model: GpuModelId(m as u16),
-                count,
-            }),
+        .map(|(i, &(m, count, cpu))| {
+            Node::new(format!("n{i}"), cpu, 65_536).with_gpus(GpuModelId(m as u16), count, 0)
         })
         .collect();
     Arc::new(Cluster::new(models, nodes).unwrap())
@@ -144,7 +138,7 @@ fn check_usage(state: &ShareState, placed: &[(SharePod, SharePlacement)]) {
             // Every grant names a physical device (and instance, and replica).
             let model = state
                 .cluster()
-                .model_name(state.cluster().nodes()[i].gpus.as_ref().unwrap().model);
+                .model_name(state.cluster().nodes()[i].gpu_model().unwrap());
             let id = plan.device_id(model, d, g.replica);
             assert!(id.starts_with(&format!("gpu{}", d.gpu)), "{id}");
             if let ShareRequest::Devices { resource, .. } = pod.gpu {

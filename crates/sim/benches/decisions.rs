@@ -4,7 +4,8 @@
 //!
 //! Each cluster is first filled to 60% of its GPUs (pods in the seed-42 arrival order,
 //! placed by BestFit), so that nodes are in varied states; then one decision = one
-//! `Scheduler::schedule` call for the next pod of the workload, without committing it.
+//! `Scheduler::evaluate` call (the whole cycle through Reserve, then Unreserve) for the
+//! next pod of the workload, without committing it.
 //!
 //! Run: `cargo bench -p mlplane-sim --bench decisions`.
 
@@ -38,17 +39,15 @@ fn input() -> (Cluster, Vec<Pod>, &'static str) {
 /// A state filled to `pct`% of GPUs by BestFit, and the pods to schedule next.
 fn filled(exp: &Experiment, pct: u64) -> (ClusterState, Vec<Pod>) {
     let mut state = ClusterState::new(Arc::new(exp.cluster().clone()));
-    let mut sched = Scheduler::new(profile(Policy::BestFit, exp.context()))
+    let mut sched = Scheduler::new(profile(Policy::BestFit, exp.context(), exp.cluster()))
         .with_tie_break(TieBreak::Rank(exp.node_order(42)));
     let mut rng = ChaCha8Rng::seed_from_u64(42);
     let target = exp.cluster().gpu_milli() * pct / 100;
     let arrivals = exp.arrivals(42);
     let mut k = 0;
     while state.gpu_used_milli() < target && k < arrivals.len() {
-        let pod = &exp.workload()[arrivals[k]];
-        if let Ok(p) = sched.schedule(&state, pod, &mut rng) {
-            state.assume(pod, p).expect("valid placement");
-        }
+        let pod = exp.workload()[arrivals[k]].renewed();
+        let _ = sched.schedule(&mut state, &pod, &mut rng);
         k += 1;
     }
     let next = arrivals[k..]
@@ -75,7 +74,7 @@ fn bench(c: &mut Criterion) {
         g.throughput(Throughput::Elements(1));
         g.sample_size(if times == 1 { 30 } else { 10 });
         for policy in Policy::ALL {
-            let mut sched = Scheduler::new(profile(policy, exp.context()))
+            let mut sched = Scheduler::new(profile(policy, exp.context(), exp.cluster()))
                 .with_tie_break(TieBreak::Rank(exp.node_order(42)));
             let mut rng = ChaCha8Rng::seed_from_u64(7);
             let mut i = 0;
@@ -83,7 +82,7 @@ fn bench(c: &mut Criterion) {
                 b.iter(|| {
                     let pod = &next[i % next.len()];
                     i += 1;
-                    let _ = std::hint::black_box(sched.schedule(&state, pod, &mut rng));
+                    let _ = std::hint::black_box(sched.evaluate(&state, pod, &mut rng));
                 })
             });
         }
