@@ -9,7 +9,9 @@
 #![warn(missing_docs)]
 
 pub mod experiment;
+pub mod input;
 pub mod report;
+pub mod select;
 pub mod sharing;
 pub mod sweep;
 pub mod synth;
