@@ -18,4 +18,4 @@ pub mod synth;
 pub mod trace;
 
 pub use experiment::{Experiment, ExperimentConfig, ExperimentError, Point, Run};
-pub use sweep::{sweep, Sweep};
+pub use sweep::{sweep, sweep_len, Sweep};
