@@ -10,6 +10,13 @@ use serde::Serialize;
 
 use crate::sweep::Sweep;
 
+mod output;
+
+pub use output::{
+    prepare_dir, sharing_heading, sharing_title, simulate_title, write_sharing, write_simulate,
+    SharingJson, SimulateJson, SHARING_FILES, SIMULATE_FILES,
+};
+
 /// Arrival percentages shown in the terminal table (those above the maximum are left out).
 pub const TABLE_COLUMNS: &[u32] = &[50, 80, 90, 100, 110, 120, 130];
 
