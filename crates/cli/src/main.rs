@@ -1,15 +1,16 @@
-//! `mlplane`: the command line. Thin: parses flags, calls the libraries, prints.
+//! `mlplane`: the command line. Thin: parses flags, calls the libraries, prints (and
+//! shows a progress bar); the libraries check, run and write.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use mlplane_policies::Policy;
-use mlplane_sim::{report, synth, trace, Experiment, ExperimentConfig};
+use mlplane_sim::sharing::{self, SharingMode, Study, StudyOptions};
+use mlplane_sim::{input, report, select, Experiment, ExperimentConfig};
 
 #[derive(Parser)]
 #[command(
@@ -74,14 +75,16 @@ struct SimulateArgs {
     /// Stop arrivals at this percentage of the cluster's GPUs.
     #[arg(long, value_name = "PCT", default_value_t = 130)]
     max_arrival: u32,
-    /// Write results.csv, summary.json and allocation.svg into DIR (created if missing).
+    /// Write results.csv, summary.json and allocation.svg into DIR (created if missing;
+    /// checked before the run).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Print one JSON object with every point on stdout instead of the table.
     #[arg(long)]
     json: bool,
     /// Run the GPU sharing study instead: the same workload under each sharing mode,
-    /// comma-separated, or `all`: whole, timeslicing, mig, mixed, mig-1g, mig-disabled.
+    /// comma-separated, or `all`: whole, timeslicing, mig, mixed, mig-1g, mig-disabled
+    /// (the three mig modes need a --gpu-model with MIG).
     /// Every GPU node gets --gpu-model; the trace's GPU-sharing pods become memory
     /// shares (or MIG instances); every pod arrives once.
     #[arg(long, value_name = "MODE[,MODE...]")]
@@ -119,114 +122,47 @@ fn main() -> ExitCode {
     }
 }
 
-fn parse_policies(s: &str) -> Result<Vec<Policy>> {
-    if s.trim().eq_ignore_ascii_case("all") {
-        return Ok(Policy::ALL.to_vec());
-    }
-    let mut out = Vec::new();
-    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let p: Policy = name.parse().context("--policy")?;
-        if !out.contains(&p) {
-            out.push(p);
-        }
-    }
-    if out.is_empty() {
-        bail!("--policy: no policy named");
-    }
-    Ok(out)
-}
-
-fn seeds_of(args: &SimulateArgs) -> Result<Vec<u64>> {
-    Ok(match (args.seed, args.seeds) {
-        (Some(s), _) => vec![s],
-        (None, Some(0)) => bail!("--seeds must be at least 1"),
-        (None, Some(n)) => (42..42 + n).collect(),
-        (None, None) => vec![42, 43, 44],
-    })
-}
-
-/// The cluster and pods of --nodes/--pods, or the built-in default; with the sources'
-/// descriptions.
-fn load_input(
-    nodes: &Option<PathBuf>,
-    pods: &Option<PathBuf>,
-) -> Result<(
-    mlplane_model::Cluster,
-    Vec<mlplane_model::Pod>,
-    String,
-    String,
-)> {
-    Ok(match (nodes, pods) {
-        (Some(n), Some(p)) => {
-            let cluster = trace::load_nodes(n)?;
-            let pods = trace::load_pods(p, &cluster)?;
-            (
-                cluster,
-                pods,
-                n.display().to_string(),
-                p.display().to_string(),
-            )
-        }
-        _ => {
-            let (c, p) = synth::default_input(1);
-            let src = format!(
-                "built-in synthetic ({} nodes; generator seed 1)",
-                synth::DEFAULT_NODES
-            );
-            (c, p, src.clone(), src)
-        }
-    })
-}
-
-fn simulate(args: SimulateArgs) -> Result<()> {
-    let policies = parse_policies(&args.policy)?;
-    let seeds = seeds_of(&args)?;
-    if args.max_arrival == 0 {
-        bail!("--max-arrival must be at least 1");
-    }
-    let (cluster, pods, nodes_source, pods_source) = load_input(&args.nodes, &args.pods)?;
-    let file_name = |p: &Option<PathBuf>| {
-        p.as_deref()
-            .and_then(Path::file_name)
-            .map_or_else(String::new, |f| f.to_string_lossy().into_owned())
-    };
-    let input_label = if args.nodes.is_some() {
-        format!("{} + {}", file_name(&args.nodes), file_name(&args.pods))
-    } else {
-        nodes_source.clone()
-    };
-    let info = report::InputInfo {
-        nodes_source,
-        pods_source,
-        nodes: cluster.nodes().len(),
-        gpus: cluster.gpu_count(),
-        pods: pods.len(),
-    };
-    let exp = Experiment::new(
-        cluster,
-        pods,
-        ExperimentConfig {
-            max_arrival_pct: args.max_arrival,
-            ..ExperimentConfig::default()
-        },
-    )
-    .with_context(|| input_label.clone())?;
-    let total: u64 = seeds
-        .iter()
-        .map(|&s| exp.arrivals(s).len() as u64)
-        .sum::<u64>()
-        * policies.len() as u64;
+/// The progress bar of a run of `total` pods.
+fn progress(total: u64) -> ProgressBar {
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} pods scheduled ({per_sec}, eta {eta})")
             .expect("valid template"),
     );
+    bar
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn simulate(args: SimulateArgs) -> Result<()> {
+    // Everything the flags alone decide is checked before the input is read.
+    let policies = select::parse_policies(&args.policy).context("--policy")?;
+    let seeds = select::seeds(args.seed, args.seeds).context("--seeds")?;
+    if args.max_arrival == 0 {
+        bail!("--max-arrival must be at least 1");
+    }
+    if let Some(dir) = &args.out {
+        report::prepare_dir(dir, &report::SIMULATE_FILES).context("--out")?;
+    }
+    let input = input::load(args.nodes.as_deref(), args.pods.as_deref())?;
+    let info = input.info();
+    let label = input.label.clone();
+    let exp = Experiment::new(
+        input.cluster,
+        input.pods,
+        ExperimentConfig {
+            max_arrival_pct: args.max_arrival,
+            ..ExperimentConfig::default()
+        },
+    )
+    .with_context(|| label.clone())?;
+    let bar = progress(mlplane_sim::sweep_len(&exp, &policies, &seeds));
     eprintln!(
-        "simulating {} polic{} x {} seed{} on {} nodes / {} GPUs, {} pods inflated to {}% of GPUs",
-        policies.len(),
-        if policies.len() == 1 { "y" } else { "ies" },
-        seeds.len(),
-        if seeds.len() == 1 { "" } else { "s" },
+        "simulating {} x {} on {} nodes / {} GPUs, {} pods inflated to {}% of GPUs",
+        plural(policies.len(), "policy", "policies"),
+        plural(seeds.len(), "seed", "seeds"),
         info.nodes,
         info.gpus,
         info.pods,
@@ -238,46 +174,37 @@ fn simulate(args: SimulateArgs) -> Result<()> {
     let elapsed = started.elapsed();
 
     let summary = report::summary(&sweep, info);
-    if let Some(dir) = &args.out {
-        let title = format!(
-            "GPU allocation vs arrived demand ({} seed{}; {})",
-            seeds.len(),
-            if seeds.len() == 1 { "" } else { "s" },
-            input_label
-        );
-        write_outputs(dir, &sweep, &summary, &title)?;
-    }
-    let mut text = String::new();
-    if args.json {
-        #[derive(serde::Serialize)]
-        struct JsonOut<'a> {
-            results: Vec<report::ResultRow>,
-            summary: &'a report::Summary,
-        }
-        let out = JsonOut {
-            results: report::rows(&sweep),
-            summary: &summary,
-        };
-        text += &serde_json::to_string(&out)?;
-        text.push('\n');
+    let written = match &args.out {
+        Some(dir) => report::write_simulate(
+            dir,
+            &sweep,
+            &summary,
+            &report::simulate_title(seeds.len(), &label),
+        )?,
+        None => Vec::new(),
+    };
+    let text = if args.json {
+        report::SimulateJson::new(&sweep, &summary).to_line()
     } else {
-        text += &format!(
-            "GPU allocation ratio (%) by arrived GPU demand (% of cluster GPUs), mean of {} seed(s):\n",
-            seeds.len()
-        );
-        text += &report::table(&sweep);
-        if let Some(dir) = &args.out {
-            text += &format!(
-                "wrote {}, {}, {}\n",
-                dir.join("results.csv").display(),
-                dir.join("summary.json").display(),
-                dir.join("allocation.svg").display()
-            );
-        }
-    }
+        format!(
+            "GPU allocation ratio (%) by arrived GPU demand (% of cluster GPUs), mean of {} seed(s):\n{}{}",
+            seeds.len(),
+            report::table(&sweep),
+            wrote(&written)
+        )
+    };
     print_stdout(&text)?;
     eprintln!("done in {:.1} s", elapsed.as_secs_f64());
     Ok(())
+}
+
+/// `wrote A, B, C` and a newline, or nothing.
+fn wrote(paths: &[PathBuf]) -> String {
+    if paths.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    format!("wrote {}\n", list.join(", "))
 }
 
 /// Prints to stdout; a closed pipe (`mlplane ... | head`) is not an error.
@@ -289,52 +216,15 @@ fn print_stdout(text: &str) -> Result<()> {
     }
 }
 
-fn write_outputs(
-    dir: &Path,
-    sweep: &mlplane_sim::Sweep,
-    summary: &report::Summary,
-    title: &str,
-) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    report::write_atomic(&dir.join("results.csv"), report::csv(sweep).as_bytes())?;
-    let json = serde_json::to_vec_pretty(summary)?;
-    report::write_atomic(&dir.join("summary.json"), &json)?;
-    let svg = report::plot_svg(sweep, title).map_err(anyhow::Error::msg)?;
-    report::write_atomic(&dir.join("allocation.svg"), svg.as_bytes())?;
-    Ok(())
-}
-
 fn sharing_study(args: SimulateArgs) -> Result<()> {
-    use mlplane_sim::sharing::{mean_by_mode, SharingMode, Study, StudyOptions};
-    let spec = args.sharing.as_deref().unwrap_or("whole,config");
+    // Everything the flags and the configuration file decide is checked before the
+    // input is read.
     let custom = match &args.sharing_config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            Some(mlplane_share::config::SharingConfig::parse(
-                &text,
-                &path.display().to_string(),
-            )?)
-        }
+        Some(path) => Some(sharing::load_config(path)?),
         None => None,
     };
-    let modes: Vec<SharingMode> = if spec.trim().eq_ignore_ascii_case("all") {
-        let mut m = SharingMode::ALL.to_vec();
-        if custom.is_some() {
-            m.push(SharingMode::Custom);
-        }
-        m
-    } else {
-        spec.split(',')
-            .map(str::trim)
-            .filter(|m| !m.is_empty())
-            .map(|m| {
-                SharingMode::parse(m).with_context(|| {
-                    format!("--sharing: unknown mode {m:?} (known: whole, timeslicing, mig, mixed, mig-1g, mig-disabled, config)")
-                })
-            })
-            .collect::<Result<_>>()?
-    };
+    let spec = args.sharing.as_deref().unwrap_or("whole,config");
+    let modes = sharing::parse_modes(spec, custom.is_some()).context("--sharing")?;
     let policy =
         mlplane_share::sched::SharePolicy::parse(&args.share_policy).with_context(|| {
             format!(
@@ -342,126 +232,78 @@ fn sharing_study(args: SimulateArgs) -> Result<()> {
                 args.share_policy
             )
         })?;
-    let seeds = seeds_of(&args)?;
-    let (cluster, pods, nodes_source, _) = load_input(&args.nodes, &args.pods)?;
-    let input_label = match (&args.nodes, &args.pods) {
-        (Some(n), Some(p)) => format!(
-            "{} + {}",
-            n.file_name()
-                .map_or_else(String::new, |f| f.to_string_lossy().into_owned()),
-            p.file_name()
-                .map_or_else(String::new, |f| f.to_string_lossy().into_owned())
-        ),
-        _ => nodes_source.clone(),
+    let seeds = select::seeds(args.seed, args.seeds).context("--seeds")?;
+    let options = StudyOptions {
+        model: args.gpu_model.clone(),
+        replicas: args.replicas,
+        policy,
+        custom,
+        ..StudyOptions::default()
     };
-    let n_pods = pods.len() as u64;
-    let study = Study::new(
-        &cluster,
-        pods,
-        StudyOptions {
-            model: args.gpu_model.clone(),
-            replicas: args.replicas,
-            policy,
-            custom,
-            ..StudyOptions::default()
-        },
-    )?;
-    if modes.contains(&SharingMode::Custom) && args.sharing_config.is_none() {
-        bail!("--sharing config needs --sharing-config FILE");
+    sharing::check_modes(&modes, &options)?;
+    if let Some(dir) = &args.out {
+        report::prepare_dir(dir, &report::SHARING_FILES).context("--out")?;
     }
+    let input = input::load(args.nodes.as_deref(), args.pods.as_deref())?;
+    let study = Study::new(&input.cluster, input.pods.clone(), options)?;
     eprintln!(
         "sharing study: {} mode(s) x {} seed(s) on {} nodes / {} GPUs of {}, {} pods, policy {}",
         modes.len(),
         seeds.len(),
-        cluster.nodes().len(),
-        cluster.gpu_count(),
+        input.cluster.nodes().len(),
+        input.cluster.gpu_count(),
         args.gpu_model,
-        n_pods,
+        input.pods.len(),
         policy.name()
     );
-    let bar = ProgressBar::new(2 * n_pods * (modes.len() * seeds.len()) as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} pods scheduled ({per_sec}, eta {eta})")
-            .expect("valid template"),
-    );
+    let bar = progress(study.sweep_len(modes.len(), seeds.len()));
     let started = Instant::now();
-    let jobs: Vec<(SharingMode, u64)> = modes
-        .iter()
-        .flat_map(|&m| seeds.iter().map(move |&s| (m, s)))
-        .collect();
-    let double = study.doubled()?;
-    let mut rows = {
-        use rayon::prelude::*;
-        jobs.par_iter()
-            .map(|&(m, s)| -> Result<_, mlplane_sim::sharing::StudyError> {
-                let mut row = study.run(m, s, &mut || bar.inc(1))?;
-                let big = double.run(m, s, &mut || bar.inc(1))?;
-                row.gpus_needed = Some(big.occupied_gpus);
-                row.refused_at_double = Some(big.refused);
-                Ok(row)
-            })
-            .collect::<Result<Vec<_>, _>>()?
-    };
-    rows.sort_by_key(|r| (modes.iter().position(|m| m.name() == r.mode), r.seed));
+    let rows = study.sweep(&modes, &seeds, &|| bar.inc(1))?;
     bar.finish_and_clear();
-    let means = mean_by_mode(&rows);
-    let title = format!(
-        "GPU sharing study: {} ({}, {} seed{})",
-        input_label,
-        args.gpu_model,
-        seeds.len(),
-        if seeds.len() == 1 { "" } else { "s" }
-    );
-    if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        report::write_atomic(
-            &dir.join("sharing.csv"),
-            report::sharing_csv(&rows).as_bytes(),
-        )?;
-        report::write_atomic(
-            &dir.join("sharing.json"),
-            &serde_json::to_vec_pretty(&means)?,
-        )?;
-        let svg = report::plot_sharing_svg(&means, &title).map_err(anyhow::Error::msg)?;
-        report::write_atomic(&dir.join("sharing.svg"), svg.as_bytes())?;
-    }
-    let mut text = String::new();
-    if args.json {
-        text += &serde_json::to_string(&serde_json::json!({ "results": rows, "means": means }))?;
-        text.push('\n');
+    let means = sharing::mean_by_mode(&rows);
+    let written = match &args.out {
+        Some(dir) => report::write_sharing(
+            dir,
+            &rows,
+            &means,
+            &report::sharing_title(&input.label, &args.gpu_model, seeds.len()),
+        )?,
+        None => Vec::new(),
+    };
+    let text = if args.json {
+        report::SharingJson {
+            results: &rows,
+            means: &means,
+        }
+        .to_line()
     } else {
-        text += &format!("{title}\n");
-        text += &report::sharing_table(&means);
-        if let (Some(a), true) = (
-            study.advice(),
-            modes.iter().any(|m| matches!(m, SharingMode::Mig)),
-        ) {
+        let mut text = format!(
+            "{}\n{}",
+            report::sharing_heading(&input.label, &args.gpu_model, seeds.len()),
+            report::sharing_table(&means)
+        );
+        if let (Some(a), true) = (study.advice(), modes.contains(&SharingMode::Mig)) {
             text += &format!(
                 "mig: advised geometry per GPU index: {} (best of {} candidates measured)\n",
                 geometry_text(a),
                 study.trials().len()
             );
         }
-        if let Some(dir) = &args.out {
-            text += &format!(
-                "wrote {}, {}, {}\n",
-                dir.join("sharing.csv").display(),
-                dir.join("sharing.json").display(),
-                dir.join("sharing.svg").display()
-            );
-        }
-    }
+        text + &wrote(&written)
+    };
     print_stdout(&text)?;
     eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
 fn mig_advise(args: AdviseArgs) -> Result<()> {
-    use mlplane_sim::sharing::{Study, StudyOptions};
-    let (cluster, pods, _, _) = load_input(&args.nodes, &args.pods)?;
+    if !sharing::gpu_spec(&args.gpu_model)?.mig_capable() {
+        bail!("--gpu-model {}: does not support MIG", args.gpu_model);
+    }
+    let input = input::load(args.nodes.as_deref(), args.pods.as_deref())?;
     let study = Study::new(
-        &cluster,
-        pods,
+        &input.cluster,
+        input.pods,
         StudyOptions {
             model: args.gpu_model.clone(),
             ..StudyOptions::default()

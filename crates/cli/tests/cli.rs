@@ -323,3 +323,189 @@ fn sharing_config_file_runs_as_mode_config() {
         "{err}"
     );
 }
+
+/// Runs `args`, expects exit status 1 with `message` on stderr, and that nothing was
+/// simulated (no "simulating"/"sharing study" line, no "done in").
+fn fails_before_running(args: &[&str], message: &str) -> String {
+    let started = std::time::Instant::now();
+    let out = mlplane(args);
+    let secs = started.elapsed().as_secs_f64();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(message), "expected {message:?} in {err:?}");
+    for ran in ["simulating", "sharing study:", "done in", "panicked"] {
+        assert!(!err.contains(ran), "{ran:?} in {err:?}");
+    }
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(secs < 10.0, "took {secs:.1} s");
+    err
+}
+
+#[test]
+fn an_out_folder_that_cannot_be_written_fails_before_simulating() {
+    fails_before_running(
+        &["simulate", "--out", "/proc/nope"],
+        "mlplane: error: --out: /proc/nope: cannot create the folder: No such file or directory",
+    );
+    fails_before_running(
+        &["simulate", "--sharing", "whole", "--out", "/proc/nope"],
+        "--out: /proc/nope: cannot create the folder",
+    );
+    let d = tmp("outfile");
+    let file = write(&d, "results", "keep me");
+    fails_before_running(
+        &["simulate", "--out", &file],
+        &format!("--out: {file}: exists and is not a folder"),
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+    // A folder where a report file goes cannot be replaced by it.
+    let out_dir = d.join("report");
+    std::fs::create_dir_all(out_dir.join("allocation.svg")).unwrap();
+    fails_before_running(
+        &["simulate", "--out", out_dir.to_str().unwrap()],
+        "allocation.svg: is a folder; the report file cannot replace it",
+    );
+}
+
+#[test]
+fn an_empty_list_item_is_an_error_naming_the_flag() {
+    fails_before_running(
+        &["simulate", "--policy", "FGD,,BestFit"],
+        "mlplane: error: --policy: item 2 of \"FGD,,BestFit\" is empty (a stray comma?)",
+    );
+    fails_before_running(
+        &["simulate", "--policy", ","],
+        "mlplane: error: --policy: \",\" names nothing",
+    );
+    fails_before_running(
+        &["simulate", "--sharing", "whole,"],
+        "mlplane: error: --sharing: item 2 of \"whole,\" is empty",
+    );
+    fails_before_running(
+        &["simulate", "--seeds", "0"],
+        "mlplane: error: --seeds: must be at least 1, got 0",
+    );
+}
+
+#[test]
+fn mig_modes_on_a_gpu_without_mig_fail_before_running() {
+    let err = fails_before_running(
+        &["simulate", "--sharing", "all", "--gpu-model", "T4"],
+        "--gpu-model T4 does not support MIG, which modes mig, mig-1g, mig-disabled need",
+    );
+    assert!(
+        err.contains("list the modes without them (--sharing whole,timeslicing,mixed)"),
+        "{err}"
+    );
+    // Without MIG modes the same model runs.
+    let d = tmp("t4");
+    let (n, p) = (write(&d, "n.csv", NODES), write(&d, "p.csv", PODS));
+    let out = mlplane(&[
+        "simulate",
+        "--nodes",
+        &n,
+        "--pods",
+        &p,
+        "--sharing",
+        "whole,timeslicing,mixed",
+        "--gpu-model",
+        "T4",
+        "--seed",
+        "1",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let modes: Vec<&str> = v["means"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["mode"].as_str().unwrap())
+        .collect();
+    assert_eq!(modes, ["whole", "timeslicing", "mixed"]);
+    fails_before_running(
+        &["mig-advise", "--gpu-model", "T4"],
+        "--gpu-model T4: does not support MIG",
+    );
+}
+
+#[test]
+fn a_sharing_configuration_that_configures_nothing_is_refused_naming_the_file() {
+    let d = tmp("emptycfg");
+    for (name, text) in [("empty.yaml", ""), ("comments.yaml", "# nothing yet\n\n")] {
+        let f = write(&d, name, text);
+        fails_before_running(
+            &["simulate", "--sharing-config", &f],
+            &format!("mlplane: error: {f}: the sharing configuration is empty"),
+        );
+    }
+    let f = write(&d, "braces.yaml", "{}\n");
+    fails_before_running(
+        &["simulate", "--sharing-config", &f],
+        &format!("mlplane: error: {f}: no nodeGroups: the configuration shares no GPU"),
+    );
+}
+
+#[test]
+fn a_yaml_syntax_error_names_the_file_line_and_column() {
+    let d = tmp("yamlerr");
+    // `sharing:` is indented one space less than `name:`.
+    let f = write(
+        &d,
+        "indent.yaml",
+        "nodeGroups:\n  - name: all\n   sharing:\n      timeSlicing: {}\n",
+    );
+    fails_before_running(
+        &["simulate", "--sharing-config", &f],
+        &format!("mlplane: error: {f}:3:4: nodeGroups: did not find expected '-' indicator"),
+    );
+    let f = write(
+        &d,
+        "field.yaml",
+        "nodeGroups:\n  - name: all\n    sharingx: 1\n",
+    );
+    fails_before_running(
+        &["simulate", "--sharing-config", &f],
+        &format!("{f}:3:5: nodeGroups[0].sharingx: unknown field `sharingx`"),
+    );
+}
+
+/// A configuration whose MIG geometry does not fit the GPU is refused before any
+/// mode runs (resolved on the cluster first).
+#[test]
+fn a_configuration_that_does_not_resolve_fails_before_any_run() {
+    let d = tmp("noresolve");
+    let (n, p) = (write(&d, "n.csv", NODES), write(&d, "p.csv", PODS));
+    let cfg = write(
+        &d,
+        "mig.yaml",
+        "migConfigs:\n  big:\n    - devices: all\n      mig-enabled: true\n      mig-devices: { \"7g.80gb\": 2 }\nnodeGroups:\n  - name: mig\n    migStrategy: mixed\n    migConfig: big\n",
+    );
+    let out = mlplane(&[
+        "simulate",
+        "--nodes",
+        &n,
+        "--pods",
+        &p,
+        "--sharing-config",
+        &cfg,
+        "--seed",
+        "1",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("mlplane: error: config: migConfigs.big[0].mig-devices: on node n0: H100-80GB allows at most 1 instance(s) of 7g.80gb, 2 asked"),
+        "{err}"
+    );
+    assert!(!err.contains("done in"), "{err}");
+    assert!(out.stdout.is_empty());
+}

@@ -59,7 +59,8 @@ use mlplane_model::Cluster;
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct ConfigError {
-    /// Path of the offending field in the file (`(file)` for the file as a whole).
+    /// Where: the field's path (`nodeGroups[0].name`); from [`SharingConfig::parse`],
+    /// the file, line and column in front (`sharing.yaml:3:5: nodeGroups[0].name`).
     pub field: String,
     /// What is wrong and what was expected.
     pub message: String,
@@ -241,12 +242,29 @@ impl SharingConfig {
         let cfg: SharingConfig = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            let field = if path == "." || path.is_empty() {
-                file.to_string()
-            } else {
-                format!("{file}: {path}")
+            let at = inner.location().map(|l| (l.line(), l.column()));
+            // The place goes in front (`file:line:column`), as compilers write it; the
+            // YAML library's own message ends its first clause with it, and may start
+            // with its own, shorter, field path.
+            let mut message = inner.to_string();
+            if let Some((line, column)) = at {
+                message = message.replacen(&format!(" at line {line} column {column}"), "", 1);
+            }
+            if let Some((head, rest)) = message.split_once(": ") {
+                if !head.is_empty() && !head.contains(' ') && path.starts_with(head) {
+                    message = rest.to_string();
+                }
+            }
+            let place = match at {
+                Some((line, column)) => format!("{file}:{line}:{column}"),
+                None => file.to_string(),
             };
-            err(field, inner.to_string())
+            let field = if path == "." || path.is_empty() {
+                place
+            } else {
+                format!("{place}: {path}")
+            };
+            err(field, message)
         })?;
         if let Some(v) = &cfg.version {
             if v != "v1" {
@@ -506,4 +524,59 @@ fn whole_gpus(spec: &GpuSpec, count: u8) -> Vec<Device> {
             fail_multi: false,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_err(text: &str) -> String {
+        SharingConfig::parse(text, "s.yaml")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_yaml_syntax_error_names_file_line_and_column() {
+        // `sharing:` indented one space less than `name:` ends the list item badly.
+        let e = parse_err("nodeGroups:\n  - name: all\n   sharing:\n      timeSlicing: {}\n");
+        assert_eq!(
+            e,
+            "s.yaml:3:4: nodeGroups: did not find expected '-' indicator, while parsing a block collection at line 2 column 3"
+        );
+        let e = parse_err("nodeGroups: [\n");
+        assert!(e.starts_with("s.yaml:2:1: "), "{e}");
+        let e = parse_err("version: v1\n\tmodels: []\n");
+        assert!(e.starts_with("s.yaml:2:1: "), "{e}");
+    }
+
+    #[test]
+    fn a_field_error_names_the_place_and_the_path_once() {
+        let e = parse_err("nodeGroups:\n  - name: all\n    sharing: [\n    ]\n");
+        assert_eq!(
+            e,
+            "s.yaml:3:14: nodeGroups[0].sharing: invalid type: sequence, expected struct Sharing"
+        );
+        let e = parse_err("nodeGroups:\n  - name: all\n    sharingx: 1\n");
+        assert!(
+            e.starts_with("s.yaml:3:5: nodeGroups[0].sharingx: unknown field `sharingx`, expected one of `name`"),
+            "{e}"
+        );
+        let e = parse_err("version: v2\n");
+        assert_eq!(e, "s.yaml: version: expected v1, got \"v2\"");
+    }
+
+    #[test]
+    fn a_valid_file_parses() {
+        let c = SharingConfig::parse(
+            "version: v1\nnodeGroups:\n  - name: a\n    models: [T4]\n",
+            "s.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.node_groups.len(), 1);
+        assert_eq!(
+            c.node_groups[0].models.as_deref(),
+            Some(&["T4".to_string()][..])
+        );
+    }
 }

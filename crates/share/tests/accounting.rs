@@ -421,13 +421,15 @@ fn bad_configuration_names_the_field() {
     );
     let e = config_error("nodeGroups:\n  - name: a\n    sharing:\n      timeSlicing:\n        resources:\n          - name: nvidia.com/gpu\n            replica: 4\n");
     assert!(
-        e.starts_with("sharing.yaml: nodeGroups[0].sharing.timeSlicing.resources[0]"),
+        e.starts_with("sharing.yaml:7:13: nodeGroups[0].sharing.timeSlicing.resources[0]"),
         "{e}"
     );
     assert!(e.contains("unknown field `replica`"), "{e}");
     let e = config_error("nodeGroups:\n  - name: a\n    sharing:\n      timeSlicing:\n        resources:\n          - name: nvidia.com/gpu\n            replicas: many\n");
     assert!(
-        e.starts_with("sharing.yaml: nodeGroups[0].sharing.timeSlicing.resources[0].replicas"),
+        e.starts_with(
+            "sharing.yaml:7:23: nodeGroups[0].sharing.timeSlicing.resources[0].replicas: "
+        ),
         "{e}"
     );
     let c = cluster(&[("n0", "G2", 1)]);

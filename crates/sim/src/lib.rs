@@ -9,11 +9,13 @@
 #![warn(missing_docs)]
 
 pub mod experiment;
+pub mod input;
 pub mod report;
+pub mod select;
 pub mod sharing;
 pub mod sweep;
 pub mod synth;
 pub mod trace;
 
 pub use experiment::{Experiment, ExperimentConfig, ExperimentError, Point, Run};
-pub use sweep::{sweep, Sweep};
+pub use sweep::{sweep, sweep_len, Sweep};

@@ -10,6 +10,14 @@ use serde::Serialize;
 
 use crate::sweep::Sweep;
 
+mod output;
+mod title;
+
+pub use output::{
+    prepare_dir, sharing_heading, sharing_title, simulate_title, write_sharing, write_simulate,
+    SharingJson, SimulateJson, SHARING_FILES, SIMULATE_FILES,
+};
+
 /// Arrival percentages shown in the terminal table (those above the maximum are left out).
 pub const TABLE_COLUMNS: &[u32] = &[50, 80, 90, 100, 110, 120, 130];
 
@@ -226,7 +234,8 @@ const PALETTE: [(u8, u8, u8); 10] = [
 ];
 
 /// An SVG plot of mean allocation ratio against arrived GPU demand, one curve per
-/// policy, with the `allocation = arrival` line for reference.
+/// policy, with the `allocation = arrival` line for reference. The title's lines
+/// (`\n` separates them) are shrunk or wrapped to fit the plot's width.
 ///
 /// # Errors
 /// A message if plotting fails (it draws into memory, so only on a plotting bug).
@@ -262,9 +271,10 @@ pub fn plot_svg(sweep: &Sweep, title: &str) -> Result<String, String> {
             .fold(f64::INFINITY, f64::min)
             .min(xmin);
         let (y0, y1) = ((ymin - 1.0).floor(), (ymax + 1.0).ceil());
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 22))
+        let area = title::draw(&root, title, 22.0, 16.0)?;
+        let mut chart = ChartBuilder::on(&area)
             .margin(15)
+            .margin_top(5)
             .x_label_area_size(45)
             .y_label_area_size(60)
             .build_cartesian_2d(xmin..max, y0..y1)
@@ -396,6 +406,7 @@ pub fn sharing_csv(rows: &[crate::sharing::StudyRow]) -> String {
 
 /// An SVG bar chart of the sharing study: per mode, pods placed (% of the workload),
 /// GPU memory allocated (% of the cluster's) and GPUs occupied (% of the cluster's).
+/// The title fits as in [`plot_svg`].
 ///
 /// # Errors
 /// A message if plotting fails (it draws into memory, so only on a plotting bug).
@@ -413,9 +424,10 @@ pub fn plot_sharing_svg(means: &[crate::sharing::StudyRow], title: &str) -> Resu
             .fold(100.0, f64::max);
         // Room above the bars for the legend.
         let ymax = (top * 1.3 / 10.0).ceil() * 10.0;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
+        let area = title::draw(&root, title, 20.0, 15.0)?;
+        let mut chart = ChartBuilder::on(&area)
             .margin(15)
+            .margin_top(5)
             .x_label_area_size(40)
             .y_label_area_size(55)
             .build_cartesian_2d(0f64..n as f64, 0f64..ymax)

@@ -161,7 +161,7 @@ pub struct StudyRow {
     pub used_of_occupied_pct: f64,
     /// GPUs occupied when the same workload runs on twice the nodes (capacity no
     /// longer binds): the GPUs this mode needs for the workload. Filled by
-    /// [`Study::gpus_needed`].
+    /// [`Study::sweep`].
     pub gpus_needed: Option<u64>,
     /// Pods refused even on twice the nodes (they fit no device of this mode).
     pub refused_at_double: Option<usize>,
@@ -710,3 +710,8 @@ pub fn mean_by_mode(rows: &[StudyRow]) -> Vec<StudyRow> {
         })
         .collect()
 }
+
+mod options;
+mod sweep;
+
+pub use options::{check_modes, gpu_spec, load_config, parse_config, parse_modes};

@@ -83,6 +83,16 @@ impl Sweep {
     }
 }
 
+/// Pods [`sweep`] schedules for `policies` × `seeds` on `exp` (every run's arrivals),
+/// for a progress bar.
+pub fn sweep_len(exp: &Experiment, policies: &[Policy], seeds: &[u64]) -> u64 {
+    seeds
+        .iter()
+        .map(|&s| exp.arrivals(s).len() as u64)
+        .sum::<u64>()
+        * policies.len() as u64
+}
+
 /// Runs every policy on every seed, in parallel on rayon's thread pool. `on_pod` is
 /// called after each scheduled pod of any run (from several threads).
 ///
@@ -106,4 +116,35 @@ pub fn sweep(
         runs,
         max_arrival_pct: exp.config().max_arrival_pct,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+    use crate::{synth, ExperimentConfig};
+
+    #[test]
+    fn sweep_len_counts_every_pod_the_sweep_schedules() {
+        let exp = Experiment::new(
+            synth::cluster(20, 1),
+            synth::workload(60, 1),
+            ExperimentConfig::default(),
+        )
+        .unwrap();
+        let policies = [Policy::Fgd, Policy::Random];
+        let seeds = [42, 43, 44];
+        let count = AtomicU64::new(0);
+        let s = sweep(&exp, &policies, &seeds, &|| {
+            count.fetch_add(1, Ordering::Relaxed);
+        })
+        .unwrap();
+        assert_eq!(s.runs.len(), 6);
+        let n = sweep_len(&exp, &policies, &seeds);
+        assert_eq!(count.into_inner(), n);
+        let per_seed: u64 = seeds.iter().map(|&s| exp.arrivals(s).len() as u64).sum();
+        assert_eq!(n, 2 * per_seed);
+        assert!(n > 2 * 3 * 60, "inflated past the workload: {n}");
+    }
 }
