@@ -404,10 +404,47 @@ impl Pod {
         }
     }
 
+    /// What placing the pod depends on: its requests and constraints, without its
+    /// identity, name, tenant, priority or creation time. Two pods of one shape fit
+    /// and score alike on every node, so the scheduler keys its per-node caches by it.
+    pub fn shape(&self) -> PodShape {
+        PodShape {
+            cpu_milli: self.cpu_milli,
+            memory_mib: self.memory_mib,
+            gpu: self.gpu,
+            extended: self.extended.clone(),
+            allowed_models: self.allowed_models,
+            tolerations: self.tolerations.clone(),
+            node_selector: self.node_selector.clone(),
+            affinity: self.affinity.clone(),
+        }
+    }
+
     /// True if the pod may run on GPUs of `model`.
     pub fn allows_model(&self, model: GpuModelId) -> bool {
         self.allowed_models.is_none_or(|s| s.contains(model))
     }
+}
+
+/// The placement-relevant part of a [`Pod`] ([`Pod::shape`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PodShape {
+    /// CPU request in millicores.
+    pub cpu_milli: u64,
+    /// Memory request in MiB.
+    pub memory_mib: u64,
+    /// GPU request.
+    pub gpu: GpuRequest,
+    /// Extended resources.
+    pub extended: Vec<(ResourceId, u64)>,
+    /// Allowed GPU models.
+    pub allowed_models: Option<ModelSet>,
+    /// Tolerations.
+    pub tolerations: Vec<Toleration>,
+    /// Node selector.
+    pub node_selector: BTreeMap<String, String>,
+    /// Required node affinity.
+    pub affinity: Option<RequiredAffinity>,
 }
 
 /// A cluster: its GPU model table, its resource names and its nodes.
@@ -492,7 +529,10 @@ impl Cluster {
                     });
                 }
                 if usize::from(d.resource.0) >= resources.len() {
-                    return Err(bad(format!("a device names unknown resource #{}", d.resource.0)));
+                    return Err(bad(format!(
+                        "a device names unknown resource #{}",
+                        d.resource.0
+                    )));
                 }
                 if let Some(r) = d.sharing.replicas() {
                     if d.sharing.is_replicated() && !(2..=MAX_REPLICAS).contains(&r) {

@@ -33,6 +33,9 @@ impl Plugin for BestFitScore {
     fn name(&self) -> &'static str {
         "BestFitScore"
     }
+    fn node_local(&self) -> bool {
+        true
+    }
     fn as_score(&self) -> Option<&dyn ScorePlugin> {
         Some(self)
     }

@@ -32,6 +32,9 @@ impl Plugin for DotProdScore {
     fn name(&self) -> &'static str {
         "DotProdScore"
     }
+    fn node_local(&self) -> bool {
+        true
+    }
     fn as_score(&self) -> Option<&dyn ScorePlugin> {
         Some(self)
     }

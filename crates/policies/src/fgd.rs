@@ -389,6 +389,9 @@ impl Plugin for FgdScore {
     fn name(&self) -> &'static str {
         "FGDScore"
     }
+    fn node_local(&self) -> bool {
+        true
+    }
     fn as_score(&self) -> Option<&dyn ScorePlugin> {
         Some(self)
     }

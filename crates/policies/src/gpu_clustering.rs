@@ -35,6 +35,9 @@ impl Plugin for GpuClusteringScore {
     fn name(&self) -> &'static str {
         "GpuClusteringScore"
     }
+    fn node_local(&self) -> bool {
+        true
+    }
     fn as_score(&self) -> Option<&dyn ScorePlugin> {
         Some(self)
     }

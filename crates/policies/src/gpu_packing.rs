@@ -19,6 +19,9 @@ impl Plugin for GpuPackingScore {
     fn name(&self) -> &'static str {
         "GpuPackingScore"
     }
+    fn node_local(&self) -> bool {
+        true
+    }
     fn as_score(&self) -> Option<&dyn ScorePlugin> {
         Some(self)
     }

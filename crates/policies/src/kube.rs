@@ -47,6 +47,9 @@ impl Plugin for NodeResourcesScore {
             Strategy::MostAllocated => "NodeResourcesMostAllocated",
         }
     }
+    fn node_local(&self) -> bool {
+        true
+    }
     fn as_score(&self) -> Option<&dyn ScorePlugin> {
         Some(self)
     }

@@ -1,4 +1,4 @@
-//! Whole scheduling cycles through `Scheduler` + `profile(policy, ctx)` on clusters where
+//! Whole scheduling cycles through `Scheduler` + `profile(policy, ctx, cluster)` on clusters where
 //! the scores force one node (no ties), so the placement is exact whatever the RNG.
 
 mod common;
@@ -9,16 +9,17 @@ use common::*;
 use mlplane_model::{GpuRequest, Pod};
 use mlplane_policies::fgd::{TypicalPod, TypicalPods};
 use mlplane_policies::{profile, Policy, PolicyContext};
-use mlplane_sched::{ClusterState, NodeId, Placement, ScheduleError, Scheduler};
+use mlplane_sched::{ClusterState, ScheduleError, Scheduler};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use GpuRequest::{None as NoGpu, Shared, Whole};
+use GpuRequest::{Milli, None as NoGpu, Whole};
 
 const MEM: u64 = 262_144;
 
-/// Schedules `pod` with `policy` under several seeds; each must give `(node, gpus)`, and
-/// `assume` must accept it.
+/// Evaluates `pod` with `policy` under several seeds; each must give `(node, gpus)`
+/// (charged as the paper's milli-GPU model charges), and a whole cycle on a copy of the
+/// state must place and assume it there.
 fn check_choice(
     policy: Policy,
     ctx: &PolicyContext,
@@ -27,22 +28,25 @@ fn check_choice(
     node: u32,
     idx: &[usize],
 ) {
-    let want = Placement {
-        node: NodeId(node),
-        gpus: gpus(idx),
-    };
-    let mut sched = Scheduler::new(profile(policy, ctx));
+    let want = placement(state, pod.gpu, node, idx);
+    let mut sched = Scheduler::new(profile(policy, ctx, state.cluster()));
     for seed in 0..8 {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let got = sched
-            .schedule(state, pod, &mut rng)
+            .evaluate(state, pod, &mut rng)
             .unwrap_or_else(|e| panic!("{policy}: {pod:?} unschedulable: {e}"));
         assert_eq!(got, want, "{policy}, seed {seed}, pod {pod:?}");
     }
-    state
-        .clone()
-        .assume(pod, want)
-        .unwrap_or_else(|e| panic!("{policy}: assume refused {want:?}: {e}"));
+    let mut st = state.clone();
+    let got = sched
+        .schedule(&mut st, pod, &mut ChaCha8Rng::seed_from_u64(0))
+        .unwrap_or_else(|e| panic!("{policy}: schedule of {pod:?} failed: {e}"));
+    assert_eq!(got, want, "{policy}: schedule of {pod:?}");
+    assert_eq!(
+        st.bound(pod.id).map(|b| &b.placement),
+        Some(&want),
+        "{policy}: {pod:?} not assumed"
+    );
 }
 
 fn fgd_ctx(state: &ClusterState, typical: Vec<TypicalPod>) -> PolicyContext {
@@ -81,7 +85,7 @@ fn best_fit_takes_the_fullest_node_and_the_tightest_gpu() {
         Policy::BestFit,
         &ctx(&st),
         &st,
-        &pod(8000, Shared(500)),
+        &pod(8000, Milli(500)),
         1,
         &[0],
     );
@@ -98,7 +102,7 @@ fn dot_prod_takes_the_smallest_product() {
         Policy::DotProd,
         &ctx(&st),
         &st,
-        &pod(8000, Shared(500)),
+        &pod(8000, Milli(500)),
         1,
         &[0],
     );
@@ -110,14 +114,7 @@ fn gpu_packing_prefers_used_gpus_then_used_nodes() {
     use_gpu(&mut st, 1, 3, 600);
     let c = ctx(&st);
     // n0 idle: max(33-8, 8)=25; n1 GPU3 (400 free): 100-40/10=96; best-fit GPU 3
-    check_choice(
-        Policy::GpuPacking,
-        &c,
-        &st,
-        &pod(1000, Shared(300)),
-        1,
-        &[3],
-    );
+    check_choice(Policy::GpuPacking, &c, &st, &pod(1000, Milli(300)), 1, &[3]);
     // 2 GPUs: n0 25; n1 needs 2 fully free GPUs: max(50-2, 33)=48; lowest free: 0, 1
     check_choice(
         Policy::GpuPacking,
@@ -149,7 +146,7 @@ fn gpu_clustering_joins_its_class() {
         Policy::GpuClustering,
         &c,
         &st,
-        &pod(1000, Shared(250)),
+        &pod(1000, Milli(250)),
         0,
         &[0],
     );
@@ -170,12 +167,12 @@ fn fgd_reserves_the_gpu_it_scored() {
     let mut st = state(vec![node("n0", 64_000, MEM, 1), node("n1", 64_000, MEM, 2)]);
     use_gpu(&mut st, 0, 0, 300);
     use_gpu(&mut st, 1, 1, 300);
-    let c = fgd_ctx(&st, vec![typical(0, Shared(500))]);
+    let c = fgd_ctx(&st, vec![typical(0, Milli(500))]);
     // pod share 300:
     // n0: before F=0; GPU0 -> 400 < 500: F=400, Δ=-400 -> 40
     // n1: before F=0; GPU0 -> [700,700]: F=0 -> 50; GPU1 -> [1000,400]: F=400 -> 40
     // n1 wins with GPU0, which is not the best-fitting GPU (GPU1)
-    check_choice(Policy::Fgd, &c, &st, &pod(1000, Shared(300)), 1, &[0]);
+    check_choice(Policy::Fgd, &c, &st, &pod(1000, Milli(300)), 1, &[0]);
 }
 
 #[test]
@@ -188,7 +185,7 @@ fn fgd_packs_a_share_where_whole_gpus_stay_free() {
     // n0: F=0; GPU0 -> [700,1000]: F=700, Δ=-700 -> sigmoid(-0.7)=0.332 -> 33
     // n1: F=600; GPU0 -> [700,600]: no whole GPU left, F=1300, Δ=-700 -> 33;
     //     GPU1 -> [1000,300]: F=300, Δ=+300 -> sigmoid(0.3)=0.574 -> 57
-    check_choice(Policy::Fgd, &c, &st, &pod(1000, Shared(300)), 1, &[1]);
+    check_choice(Policy::Fgd, &c, &st, &pod(1000, Milli(300)), 1, &[1]);
 }
 
 #[test]
@@ -220,6 +217,10 @@ fn every_policy_places_a_cpu_only_pod_on_the_only_feasible_node() {
     }
 }
 
+/// Reason texts are kube's since the one-core rewrite: "Insufficient nvidia.com/gpu"
+/// (was "Insufficient GPU"), and a GPU pod on a CPU-only node is "Insufficient
+/// nvidia.com/gpu" too (was "node has no GPU"), as kube-scheduler says of a node
+/// without the extended resource.
 #[test]
 fn unschedulable_reports_the_reasons() {
     let mut st = state(vec![
@@ -230,22 +231,35 @@ fn unschedulable_reports_the_reasons() {
     place(&mut st, &pod(0, Whole(1)), 2, &[0]);
     let c = ctx(&st);
     for policy in Policy::ALL {
-        let mut sched = Scheduler::new(profile(policy, &c));
+        let mut sched = Scheduler::new(profile(policy, &c, st.cluster()));
+        let p = pod(8000, Whole(1));
+        let before = st.pod_count();
         let err = sched
-            .schedule(&st, &pod(8000, Whole(1)), &mut ChaCha8Rng::seed_from_u64(0))
+            .schedule(&mut st, &p, &mut ChaCha8Rng::seed_from_u64(0))
             .unwrap_err();
+        assert_eq!(
+            st.pod_count(),
+            before,
+            "{policy}: a refused pod was assumed"
+        );
+        assert_eq!(
+            err.to_string(),
+            "0/3 nodes are available: 1 Insufficient cpu, 2 Insufficient nvidia.com/gpu.",
+            "{policy}"
+        );
         match err {
-            ScheduleError::Unschedulable { nodes, reasons } => {
-                assert_eq!(nodes, 3);
-                let mut r: Vec<(&str, usize)> =
-                    reasons.iter().map(|(r, n)| (r.reason, *n)).collect();
-                r.sort();
+            ScheduleError::Unschedulable {
+                diagnosis,
+                nominated,
+            } => {
+                assert_eq!(diagnosis.nodes, 3);
+                assert_eq!(nominated, None);
+                // in kube's order: by the text "<count> <reason>"
                 assert_eq!(
-                    r,
+                    diagnosis.reason_counts(),
                     [
-                        ("Insufficient GPU", 1),
-                        ("Insufficient cpu", 1),
-                        ("node has no GPU", 1)
+                        ("Insufficient cpu".to_string(), 1),
+                        ("Insufficient nvidia.com/gpu".to_string(), 2),
                     ],
                     "{policy}"
                 );

@@ -44,7 +44,7 @@ fn run(
         .collect();
     let typical = Arc::new(TypicalPods::from_workload(&arrivals, DEFAULT_POPULARITY));
     let ctx = PolicyContext::new(cluster, typical);
-    let mut sched = Scheduler::new(profile(policy, &ctx)).with_tie_break(tie_break);
+    let mut sched = Scheduler::new(profile(policy, &ctx, cluster)).with_tie_break(tie_break);
     let mut st = ClusterState::new(cluster.clone());
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut live: Vec<(Pod, Placement)> = Vec::new();
@@ -54,23 +54,30 @@ fn run(
             Event::Arrive(pod) => {
                 let u = usage(cluster, &live);
                 let fits = fits_anywhere(cluster, &u, pod);
-                match sched.schedule(&st, pod, &mut rng) {
+                // schedule runs the whole cycle and assumes the placement
+                match sched.schedule(&mut st, pod, &mut rng) {
                     Ok(p) => {
                         assert!(fits, "{policy}: {pod:?} placed at {p:?} but fits nowhere");
-                        check_shape(cluster, pod, p);
+                        check_shape(cluster, pod, &p);
                         assert_eq!(
-                            valid(cluster, &u, pod, p),
+                            valid(cluster, &u, pod, &p),
                             Ok(()),
                             "{policy}: {pod:?} {p:?}"
                         );
-                        if let Err(e) = st.assume(pod, p) {
-                            panic!("{policy}: assume({pod:?}, {p:?}) refused: {e}");
-                        }
+                        assert_eq!(
+                            st.bound(pod.id).map(|b| &b.placement),
+                            Some(&p),
+                            "{policy}: {pod:?} placed but not assumed"
+                        );
                         live.push((pod.clone(), p));
                         placed += 1;
                     }
-                    Err(ScheduleError::Unschedulable { .. }) => {
-                        assert!(!fits, "{policy}: {pod:?} unschedulable but fits");
+                    Err(ScheduleError::Unschedulable { diagnosis, .. }) => {
+                        assert!(
+                            !fits,
+                            "{policy}: {pod:?} unschedulable but fits: {diagnosis}"
+                        );
+                        assert!(st.bound(pod.id).is_none(), "{policy}: {pod:?} assumed");
                         refused += 1;
                     }
                     Err(e) => panic!("{policy}: {pod:?}: {e}"),
@@ -79,7 +86,8 @@ fn run(
             Event::Depart(k) => {
                 if !live.is_empty() {
                     let (pod, p) = live.remove(k % live.len());
-                    st.forget(&pod, p);
+                    let b = st.forget(pod.id).expect("a live pod is forgotten");
+                    assert_eq!((b.pod, b.placement), (pod, p));
                 }
             }
         }
@@ -98,17 +106,11 @@ fn place_all(
 ) -> Vec<Option<Placement>> {
     let typical = TypicalPods::from_workload(pods, DEFAULT_POPULARITY);
     let ctx = PolicyContext::new(cluster, Arc::new(typical));
-    let mut sched = Scheduler::new(profile(policy, &ctx)).with_tie_break(tie_break);
+    let mut sched = Scheduler::new(profile(policy, &ctx, cluster)).with_tie_break(tie_break);
     let mut st = ClusterState::new(cluster.clone());
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     pods.iter()
-        .map(|pod| {
-            let r = sched.schedule(&st, pod, &mut rng).ok();
-            if let Some(p) = r {
-                st.assume(pod, p).expect("assume");
-            }
-            r
-        })
+        .map(|pod| sched.schedule(&mut st, pod, &mut rng).ok())
         .collect()
 }
 
@@ -166,7 +168,7 @@ mod fragmentation_fast_path {
             |(cpu, kind, milli, n, models, w)| {
                 let gpu = match kind {
                     0 => GpuRequest::None,
-                    1 => GpuRequest::Shared(milli),
+                    1 => GpuRequest::Milli(milli),
                     _ => GpuRequest::Whole(n),
                 };
                 let allowed_models = match models {

@@ -18,15 +18,15 @@ use mlplane_policies::gpu_packing::{packing_score, GpuPackingScore};
 use mlplane_policies::kube::NodeResourcesScore;
 use mlplane_policies::random::RandomScore;
 use mlplane_policies::{profile, Policy, PolicyContext};
-use mlplane_sched::plugins::{GpuSelectMode, GpuSelector};
+use mlplane_sched::plugins::{self, GpuSelectMode, GpuSelector};
 use mlplane_sched::{
-    ClusterState, CycleState, GpuSet, NodeId, NodeInfo, NodeScore, Plugin, Profile, Scheduler,
-    ScorePlugin,
+    ClusterState, CycleState, GpuSet, NodeId, NodeInfo, NodeScore, Plugin, PreScorePlugin, Profile,
+    Scheduler, ScorePlugin, Status,
 };
-use rand::SeedableRng;
+use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use GpuRequest::{None as NoGpu, Shared, Whole};
+use GpuRequest::{Milli, None as NoGpu, Whole};
 
 const MEM: u64 = 262_144;
 
@@ -79,7 +79,7 @@ fn dot_prod_used_node_and_smallest_product_wins() {
     place(&mut st, &pod(64_000, Whole(4)), 0, &[0, 1, 2, 3]);
     check_dot_prod(
         &st,
-        &pod(16_000, Shared(500)),
+        &pod(16_000, Milli(500)),
         &[
             // f=(64000/128000, 4000/8000)=(0.5, 0.5), r=(0.125, 0.0625):
             // dot=(0.0625+0.03125)/2=0.046875, 95.3125 -> 95
@@ -116,8 +116,8 @@ fn clustering_cluster() -> ClusterState {
         node("n2", 64_000, MEM, 2),
         node("n3", 64_000, MEM, 8),
     ]);
-    place(&mut st, &pod(1000, Shared(500)), 0, &[0]);
-    place(&mut st, &pod(1000, Shared(500)), 1, &[0]);
+    place(&mut st, &pod(1000, Milli(500)), 0, &[0]);
+    place(&mut st, &pod(1000, Milli(500)), 1, &[0]);
     place(&mut st, &pod(1000, Whole(1)), 1, &[1]);
     place(&mut st, &pod(1000, NoGpu), 2, &[]);
     place(&mut st, &pod(1000, Whole(2)), 3, &[0, 1]);
@@ -128,7 +128,7 @@ fn clustering_cluster() -> ClusterState {
 fn gpu_clustering_tiers_for_a_share() {
     check_clustering(
         &clustering_cluster(),
-        &pod(1000, Shared(250)),
+        &pod(1000, Milli(250)),
         &[
             (0, 76), // only shares there: 75 + 1
             (1, 54), // shares among 1-GPU pods: 50 + 4
@@ -202,7 +202,7 @@ fn packing_cluster() -> ClusterState {
 #[test]
 fn gpu_packing_idle_nodes() {
     let st = packing_cluster();
-    for p in [pod(1000, Shared(250)), pod(1000, Whole(1))] {
+    for p in [pod(1000, Milli(250)), pod(1000, Whole(1))] {
         check_packing(
             &st,
             &p,
@@ -219,7 +219,7 @@ fn gpu_packing_partly_used_gpus() {
     let st = packing_cluster();
     check_packing(
         &st,
-        &pod(1000, Shared(250)),
+        &pod(1000, Milli(250)),
         &[
             // case 1, tightest fit GPU0 (300): ⌊100*300/1000⌋=30, 100-30/10=97
             (2, 97),
@@ -229,7 +229,7 @@ fn gpu_packing_partly_used_gpus() {
     );
     check_packing(
         &st,
-        &pod(1000, Shared(5)),
+        &pod(1000, Milli(5)),
         &[
             (2, 97), // GPU0 (300) again: 97
             // GPU1 (5) fits exactly: ⌊100*5/1000⌋=0, 100-0=100
@@ -238,7 +238,7 @@ fn gpu_packing_partly_used_gpus() {
     );
     check_packing(
         &st,
-        &pod(1000, Shared(500)),
+        &pod(1000, Milli(500)),
         &[
             (2, 92), // GPU0 (300) too small, GPU1 (800): 80, 100-8=92
             (3, 91), // GPU0 (999): 91
@@ -251,7 +251,7 @@ fn gpu_packing_free_gpus_of_used_nodes() {
     let st = packing_cluster();
     check_packing(
         &st,
-        &pod(1000, Shared(900)),
+        &pod(1000, Milli(900)),
         &[
             (2, 49), // 300 and 800 too small: 1 fully free GPU, case 2: max(50-1, 33)=49
             (3, 91), // GPU0 (999) holds 900: case 1, 91
@@ -342,7 +342,7 @@ fn best_fit_raw_and_normalized() {
     ]);
     check_best_fit(
         &st,
-        &pod(8000, Shared(500)),
+        &pod(8000, Milli(500)),
         &[
             // cpu=120000/128000*0.5=0.46875, gpu=7500/8000*0.5=0.46875, (1-0.9375)*100=6.25 -> 6
             6,
@@ -450,7 +450,7 @@ fn kube_cluster() -> ClusterState {
 fn kube_allocated_gpu_pod() {
     check_kube(
         &kube_cluster(),
-        &Pod::new("p", 1000, 4500, Shared(500)),
+        &Pod::new("p", 1000, 4500, Milli(500)),
         &[(
             0,
             // cpu q=3000: 7000*100/10000=70; mem q=10500: 19500*100/30000=65;
@@ -467,7 +467,7 @@ fn kube_allocated_gpu_pod() {
 fn kube_allocated_truncates_each_resource() {
     check_kube(
         &kube_cluster(),
-        &Pod::new("p", 1000, 2000, Shared(1)),
+        &Pod::new("p", 1000, 2000, Milli(1)),
         &[(
             2,
             // cpu q=1000: 3000*100/4000=75; mem q=2000: 2000*100/4000=50;
@@ -543,8 +543,8 @@ fn workload() -> Vec<Pod> {
             ));
         }
     };
-    add(2, 1000, Shared(250)); // D: 2 pods
-    add(4, 4000, Shared(500)); // A: 4 pods
+    add(2, 1000, Milli(250)); // D: 2 pods
+    add(4, 4000, Milli(500)); // A: 4 pods
     add(1, 16_000, Whole(2)); // E: 1 pod
     add(3, 8000, Whole(1)); // B: 3 pods
     add(2, 2000, NoGpu); // C: 2 pods
@@ -581,7 +581,7 @@ fn typical_pods_order_cut_and_renormalisation() {
     check_typical(
         &TypicalPods::from_workload(&pods, 0.75),
         &[
-            (4000, Shared(500), 4.0 / 9.0),
+            (4000, Milli(500), 4.0 / 9.0),
             (8000, Whole(1), 3.0 / 9.0),
             (2000, NoGpu, 2.0 / 9.0),
         ],
@@ -594,23 +594,23 @@ fn typical_pods_order_cut_and_renormalisation() {
     // popularity 0.5: want 6; A (4 < 6), B (7 ≥ 6): weights 4/7, 3/7
     check_typical(
         &TypicalPods::from_workload(&pods, 0.5),
-        &[(4000, Shared(500), 4.0 / 7.0), (8000, Whole(1), 3.0 / 7.0)],
+        &[(4000, Milli(500), 4.0 / 7.0), (8000, Whole(1), 3.0 / 7.0)],
     );
     // popularity 1: every shape, weights over 12
     check_typical(
         &TypicalPods::from_workload(&pods, 1.0),
         &[
-            (4000, Shared(500), 4.0 / 12.0),
+            (4000, Milli(500), 4.0 / 12.0),
             (8000, Whole(1), 3.0 / 12.0),
             (2000, NoGpu, 2.0 / 12.0),
-            (1000, Shared(250), 2.0 / 12.0),
+            (1000, Milli(250), 2.0 / 12.0),
             (16_000, Whole(2), 1.0 / 12.0),
         ],
     );
     // popularity 0: still the most popular shape, weight 1
     check_typical(
         &TypicalPods::from_workload(&pods, 0.0),
-        &[(4000, Shared(500), 1.0)],
+        &[(4000, Milli(500), 1.0)],
     );
     // no pods: no typical pods
     assert!(TypicalPods::from_workload(&[], 0.95).pods().is_empty());
@@ -619,9 +619,9 @@ fn typical_pods_order_cut_and_renormalisation() {
 #[test]
 fn typical_pods_model_constraint_is_part_of_the_shape() {
     let pods = vec![
-        pod(1000, Shared(500)),
-        pod_on(1000, Shared(500), &[A100]),
-        pod_on(1000, Shared(500), &[A100]),
+        pod(1000, Milli(500)),
+        pod_on(1000, Milli(500), &[A100]),
+        pod_on(1000, Milli(500), &[A100]),
     ];
     let t = TypicalPods::from_workload(&pods, 1.0);
     assert_eq!(t.pods().len(), 2);
@@ -641,13 +641,13 @@ fn frag_one(p: TypicalPod) -> f64 {
 fn fragmentation_per_typical_pod() {
     // share 500: GPUs 1000 and 600 hold it; fragments 300+0=300
     assert_close(
-        frag_one(typ(4000, Shared(500), &[], 1.0)),
+        frag_one(typ(4000, Milli(500), &[], 1.0)),
         300.0,
         "share 500",
     );
     // share 700: only GPU0 holds it; fragments 600+300+0=900
     assert_close(
-        frag_one(typ(4000, Shared(700), &[], 1.0)),
+        frag_one(typ(4000, Milli(700), &[], 1.0)),
         900.0,
         "share 700",
     );
@@ -659,21 +659,21 @@ fn fragmentation_per_typical_pod() {
     assert_close(frag_one(typ(1000, NoGpu, &[], 1.0)), 1900.0, "CPU-only");
     // model mismatch (A100 only): 1900
     assert_close(
-        frag_one(typ(1000, Shared(500), &[A100], 1.0)),
+        frag_one(typ(1000, Milli(500), &[A100], 1.0)),
         1900.0,
         "A100 only",
     );
     // model allowed explicitly: as unconstrained, 300
     assert_close(
-        frag_one(typ(1000, Shared(500), &[T4, A100], 1.0)),
+        frag_one(typ(1000, Milli(500), &[T4, A100], 1.0)),
         300.0,
         "T4 ok",
     );
     // too little CPU (16000m > 8000m): 1900
-    assert_close(frag_one(typ(16_000, Shared(500), &[], 1.0)), 1900.0, "CPU");
+    assert_close(frag_one(typ(16_000, Milli(500), &[], 1.0)), 1900.0, "CPU");
     // CPU exactly enough: 300
     assert_close(
-        frag_one(typ(8000, Shared(500), &[], 1.0)),
+        frag_one(typ(8000, Milli(500), &[], 1.0)),
         300.0,
         "CPU exact",
     );
@@ -682,7 +682,7 @@ fn fragmentation_per_typical_pod() {
 #[test]
 fn fragmentation_is_the_weighted_expectation() {
     let t = TypicalPods::from_pods(vec![
-        typ(4000, Shared(500), &[], 0.5),
+        typ(4000, Milli(500), &[], 0.5),
         typ(1000, Whole(1), &[], 0.25),
         typ(1000, NoGpu, &[], 0.25),
     ]);
@@ -750,9 +750,9 @@ fn fgd_evaluate_share_avoids_the_tight_gpu() {
     // GPU1 -> [1000,400,1000,1000]: F=400, Δ=-400 -> sigmoid(-0.4)=0.401 -> 40
     // GPU2, GPU3 equal GPU0. Best: GPU0 (a best-fit selector would take GPU1).
     check_fgd(
-        vec![typ(1000, Shared(500), &[], 1.0)],
+        vec![typ(1000, Milli(500), &[], 1.0)],
         &fgd_node(&[1000, 700, 1000, 1000]),
-        &pod(1000, Shared(300)),
+        &pod(1000, Milli(300)),
         (50, &[0]),
     );
 }
@@ -765,7 +765,7 @@ fn fgd_evaluate_share_packs_a_used_gpu() {
     check_fgd(
         vec![typ(0, Whole(1), &[], 1.0)],
         &fgd_node(&[1000, 1000, 600]),
-        &pod(1000, Shared(200)),
+        &pod(1000, Milli(200)),
         (54, &[2]),
     );
 }
@@ -775,9 +775,9 @@ fn fgd_evaluate_share_tie_keeps_lowest_index() {
     // typical share 500. Free [1000, 800]; before F=0.
     // GPU0 -> [700, 800]: F=0 -> 50; GPU1 -> [1000, 500]: F=0 -> 50. Tie: GPU0.
     check_fgd(
-        vec![typ(0, Shared(500), &[], 1.0)],
+        vec![typ(0, Milli(500), &[], 1.0)],
         &fgd_node(&[1000, 800]),
-        &pod(1000, Shared(300)),
+        &pod(1000, Milli(300)),
         (50, &[0]),
     );
 }
@@ -818,18 +818,15 @@ fn fgd_evaluate_cannot_hold() {
     assert_eq!(fgd.evaluate(&pod(0, Whole(2)), &info), None);
     // only GPU1 holds 500; no typical pods: Δ=0 -> 50
     assert_eq!(
-        fgd.evaluate(&pod(0, Shared(500)), &info),
+        fgd.evaluate(&pod(0, Milli(500)), &info),
         Some((50, GpuSet::single(1)))
     );
     let st = fgd_node(&[300, 400]);
-    assert_eq!(
-        fgd.evaluate(&pod(0, Shared(500)), &st.node(NodeId(0))),
-        None
-    );
+    assert_eq!(fgd.evaluate(&pod(0, Milli(500)), &st.node(NodeId(0))), None);
     assert_eq!(
         fgd.score(
             &CycleState::default(),
-            &pod(0, Shared(500)),
+            &pod(0, Milli(500)),
             &st.node(NodeId(0))
         ),
         0
@@ -839,7 +836,7 @@ fn fgd_evaluate_cannot_hold() {
 // ---------------------------------------------------------------------------------------
 // Random: the node drawn at PreScore gets 100, every other node 0.
 
-/// Wraps a score plugin and logs what it gives.
+/// Wraps RandomScore (its PreScore draw and its Score) and logs the scores it gives.
 struct Recording {
     inner: RandomScore,
     log: Arc<Mutex<Vec<(NodeId, i64)>>>,
@@ -848,6 +845,24 @@ struct Recording {
 impl Plugin for Recording {
     fn name(&self) -> &'static str {
         "Recording"
+    }
+    fn as_pre_score(&self) -> Option<&dyn PreScorePlugin> {
+        Some(self)
+    }
+    fn as_score(&self) -> Option<&dyn ScorePlugin> {
+        Some(self)
+    }
+}
+
+impl PreScorePlugin for Recording {
+    fn pre_score(
+        &self,
+        cycle: &mut CycleState,
+        pod: &Pod,
+        feasible: &[NodeInfo<'_>],
+        rng: &mut dyn RngCore,
+    ) -> Result<(), Status> {
+        self.inner.pre_score(cycle, pod, feasible, rng)
     }
 }
 
@@ -869,22 +884,23 @@ fn random_scores_the_drawn_node_100_and_others_0() {
     ]);
     place(&mut st, &pod(0, Whole(1)), 3, &[0]);
     let log = Arc::new(Mutex::new(Vec::new()));
-    let prof = Profile::new("rec", Box::new(GpuSelector(GpuSelectMode::Random)))
-        .with_pre_score(Box::new(RandomScore))
-        .with_score(
-            Box::new(Recording {
+    let prof = Profile::new("rec")
+        .with_all(plugins::default_filters(st.cluster()))
+        .with(
+            Arc::new(Recording {
                 inner: RandomScore,
                 log: log.clone(),
             }),
             1,
-        );
+        )
+        .with(Arc::new(GpuSelector(GpuSelectMode::Random)), 1);
     let mut sched = Scheduler::new(prof);
     let mut chosen = [0usize; 4];
     for seed in 0..60 {
         log.lock().unwrap().clear();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let p = sched
-            .schedule(&st, &pod(1000, Shared(500)), &mut rng)
+            .evaluate(&st, &pod(1000, Milli(500)), &mut rng)
             .unwrap();
         chosen[p.node.index()] += 1;
         let scores = log.lock().unwrap().clone();
@@ -901,13 +917,11 @@ fn random_scores_the_drawn_node_100_and_others_0() {
     );
 
     // The policy's own profile draws the same way.
-    let mut pol = Scheduler::new(profile(Policy::Random, &ctx(&st)));
+    let mut pol = Scheduler::new(profile(Policy::Random, &ctx(&st), st.cluster()));
     let mut seen = [false; 4];
     for seed in 0..60 {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let p = pol
-            .schedule(&st, &pod(1000, Shared(500)), &mut rng)
-            .unwrap();
+        let p = pol.evaluate(&st, &pod(1000, Milli(500)), &mut rng).unwrap();
         seen[p.node.index()] = true;
     }
     assert_eq!(seen, [true, true, true, false]);

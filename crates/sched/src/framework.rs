@@ -30,11 +30,11 @@
 //! The framework owns how results combine; plugins own one decision each.
 
 use std::any::Any;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
-use mlplane_model::{GpuRequest, Pod};
+use mlplane_model::{GpuRequest, Pod, PodShape};
 use rand::{Rng, RngCore};
 
 use crate::state::{ClusterState, Grant, NodeId, NodeInfo, Placement};
@@ -50,6 +50,14 @@ pub const MIN_NODE_SCORE: i64 = 0;
 pub trait Plugin: Send + Sync {
     /// The plugin's name, as used in profiles and messages.
     fn name(&self) -> &'static str;
+    /// True if the plugin's Filter and Score answers depend only on the node, the
+    /// node's state and the pod's shape ([`Pod::shape`]), never on the cycle state,
+    /// the RNG, the pod's identity or the other nodes. The scheduler then reuses them
+    /// while the node's version ([`crate::NodeState::version`]) is unchanged, which
+    /// changes no result. Default: false.
+    fn node_local(&self) -> bool {
+        false
+    }
     /// The plugin as a QueueSort plugin.
     fn as_queue_sort(&self) -> Option<&dyn QueueSortPlugin> {
         None
@@ -218,8 +226,7 @@ pub trait BindPlugin: Plugin {
     ///
     /// # Errors
     /// [`Code::Skip`] to let the next bind plugin bind; anything else is a failure.
-    fn bind(&self, cycle: &mut CycleState, pod: &Pod, placement: &Placement)
-        -> Result<(), Status>;
+    fn bind(&self, cycle: &mut CycleState, pod: &Pod, placement: &Placement) -> Result<(), Status>;
 }
 
 /// Per-cycle scratch state that plugins write and later plugins read, keyed by name
@@ -284,8 +291,10 @@ impl Diagnosis {
                 *counts.entry(r.as_str()).or_default() += 1;
             }
         }
-        let mut v: Vec<(String, usize)> =
-            counts.into_iter().map(|(r, n)| (r.to_string(), n)).collect();
+        let mut v: Vec<(String, usize)> = counts
+            .into_iter()
+            .map(|(r, n)| (r.to_string(), n))
+            .collect();
         v.sort_by_cached_key(|(r, n)| format!("{n} {r}"));
         v
     }
@@ -501,11 +510,52 @@ pub struct Scheduler {
     totals: Vec<i64>,
     plugin_scores: Vec<NodeScore>,
     statuses: Vec<(NodeId, Status)>,
+    cache: ShapeCaches,
+}
+
+/// Filter verdicts and raw scores of node-local plugins per pod shape and node, valid
+/// while the node's version is the one recorded. Results are the same with or without
+/// it; it only skips recomputing nodes that did not change.
+#[derive(Default)]
+struct ShapeCaches {
+    /// True if every filter of the profile is node-local.
+    enabled: bool,
+    /// Positions in `Profile::scores` of the node-local score plugins, and so the
+    /// columns of [`ShapeCache::raw`].
+    columns: Vec<usize>,
+    /// The shapes seen, each with its cache.
+    index: HashMap<PodShape, usize>,
+    shapes: Vec<ShapeCache>,
+    /// Nodes of the state the caches were made for.
+    nodes: usize,
+}
+
+/// Filter verdict meaning "feasible".
+const FEASIBLE: u16 = u16::MAX;
+
+/// Cache entries (nodes × shapes) kept at most; past it the caches start afresh.
+const CACHE_ENTRIES: usize = 4 << 20;
+
+struct ShapeCache {
+    versions: Vec<u64>,
+    /// [`FEASIBLE`], or the position in `Profile::filters` of the filter that rejected
+    /// the node.
+    verdict: Vec<u16>,
+    /// `raw[node * columns + j]`: raw score of node-local score plugin `j`.
+    raw: Vec<i64>,
 }
 
 impl Scheduler {
     /// A scheduler running `profile`, breaking ties uniformly at random.
     pub fn new(profile: Profile) -> Self {
+        let enabled = profile.filters.len() < usize::from(FEASIBLE)
+            && profile
+                .filters
+                .iter()
+                .all(|&i| profile.plugin(i).node_local());
+        let columns = (0..profile.scores.len())
+            .filter(|&k| profile.plugin(profile.scores[k]).node_local())
+            .collect();
         Scheduler {
             profile,
             tie_break: TieBreak::Uniform,
@@ -513,6 +563,11 @@ impl Scheduler {
             totals: Vec::new(),
             plugin_scores: Vec::new(),
             statuses: Vec::new(),
+            cache: ShapeCaches {
+                enabled,
+                columns,
+                ..ShapeCaches::default()
+            },
         }
     }
 
@@ -561,7 +616,11 @@ impl Scheduler {
         };
         for &i in &self.profile.permits {
             let p = self.profile.plugins[i].0.clone();
-            match p.as_permit().expect("indexed").permit(&mut self.cycle, pod, &placement) {
+            match p
+                .as_permit()
+                .expect("indexed")
+                .permit(&mut self.cycle, pod, &placement)
+            {
                 Permit::Allow => {}
                 Permit::Reject(status) => return fail(self, state, "Permit", status),
                 Permit::Wait { timeout_s } => {
@@ -576,7 +635,11 @@ impl Scheduler {
         }
         for &i in &self.profile.binds {
             let p = self.profile.plugins[i].0.clone();
-            match p.as_bind().expect("indexed").bind(&mut self.cycle, pod, &placement) {
+            match p
+                .as_bind()
+                .expect("indexed")
+                .bind(&mut self.cycle, pod, &placement)
+            {
                 Ok(()) => break,
                 Err(s) if s.code == Code::Skip => continue,
                 Err(status) => return fail(self, state, "Bind", status),
@@ -661,21 +724,61 @@ impl Scheduler {
                 }
             }
         }
-        // Filter.
+        // Filter (node-local verdicts and scores come from the shape cache when the
+        // node did not change since they were computed).
         let mut feasible: Vec<NodeInfo<'a>> = Vec::with_capacity(state.len());
+        let mut slot = None;
+        if self.cache.enabled {
+            slot = Some(self.cache.slot(pod, state.len()));
+        }
+        let columns = self.cache.columns.len();
+        let mut cached_out: Vec<(NodeId, u16)> = Vec::new();
         let mut visit = |info: NodeInfo<'a>| {
-            for &i in &profile.filters {
-                if let Err(s) = profile
-                    .plugin(i)
-                    .as_filter()
-                    .expect("indexed")
-                    .filter(&self.cycle, pod, &info)
-                {
-                    self.statuses.push((info.id, s));
-                    return;
+            let rejected = |cycle: &CycleState| {
+                profile.filters.iter().position(|&i| {
+                    profile
+                        .plugin(i)
+                        .as_filter()
+                        .expect("indexed")
+                        .filter(cycle, pod, &info)
+                        .is_err()
+                })
+            };
+            let Some(k) = slot else {
+                for &i in &profile.filters {
+                    if let Err(s) = profile.plugin(i).as_filter().expect("indexed").filter(
+                        &self.cycle,
+                        pod,
+                        &info,
+                    ) {
+                        self.statuses.push((info.id, s));
+                        return;
+                    }
                 }
+                feasible.push(info);
+                return;
+            };
+            let c = &mut self.cache.shapes[k];
+            let n = info.id.index();
+            if c.versions[n] != info.state.version {
+                c.verdict[n] = rejected(&self.cycle).map_or(FEASIBLE, |f| f as u16);
+                if c.verdict[n] == FEASIBLE {
+                    for (j, &pos) in self.cache.columns.iter().enumerate() {
+                        let plugin = profile.plugin(profile.scores[pos]);
+                        c.raw[n * columns + j] =
+                            plugin
+                                .as_score()
+                                .expect("indexed")
+                                .score(&self.cycle, pod, &info);
+                    }
+                }
+                c.versions[n] = info.state.version;
             }
-            feasible.push(info);
+            if c.verdict[n] == FEASIBLE {
+                feasible.push(info);
+            } else {
+                cached_out.push((info.id, c.verdict[n]));
+            }
         };
         match &subset {
             None => state.iter().for_each(&mut visit),
@@ -685,6 +788,25 @@ impl Scheduler {
                 .for_each(|&n| visit(state.node(n))),
         }
         if feasible.is_empty() {
+            // Statuses of cached rejections are made only now, from the node-local
+            // filter that rejected each node: the same answer it gave then.
+            for (id, f) in cached_out {
+                let f = profile.filters[usize::from(f)];
+                let status = profile
+                    .plugin(f)
+                    .as_filter()
+                    .expect("indexed")
+                    .filter(&self.cycle, pod, &state.node(id))
+                    .err()
+                    .unwrap_or_else(|| {
+                        Status::error(
+                            profile.plugin(f).name(),
+                            "a node-local filter changed its answer",
+                        )
+                    });
+                self.statuses.push((id, status));
+            }
+            self.statuses.sort_by_key(|(id, _)| *id);
             let mut statuses = std::mem::take(&mut self.statuses);
             if let Some(nodes) = &subset {
                 // Nodes PreFilter left out are unresolvable for this pod.
@@ -700,7 +822,10 @@ impl Scheduler {
                     } else {
                         out.push((
                             id,
-                            Status::unresolvable("", "node(s) didn't satisfy plugin(s) at PreFilter"),
+                            Status::unresolvable(
+                                "",
+                                "node(s) didn't satisfy plugin(s) at PreFilter",
+                            ),
                         ));
                     }
                 }
@@ -739,18 +864,30 @@ impl Scheduler {
         } else {
             self.totals.clear();
             self.totals.resize(feasible.len(), 0);
-            for &i in &profile.scores {
+            for (pos, &i) in profile.scores.iter().enumerate() {
                 let (plugin, weight) = (&profile.plugins[i].0, profile.plugins[i].1);
                 if skipped.contains(&plugin.name()) {
                     continue;
                 }
                 let sp = plugin.as_score().expect("indexed");
                 self.plugin_scores.clear();
-                self.plugin_scores
-                    .extend(feasible.iter().map(|n| NodeScore {
-                        node: n.id,
-                        score: sp.score(&self.cycle, pod, n),
-                    }));
+                let column = slot.and_then(|_| self.cache.columns.iter().position(|&c| c == pos));
+                match (slot, column) {
+                    (Some(k), Some(j)) => {
+                        let raw = &self.cache.shapes[k].raw;
+                        self.plugin_scores
+                            .extend(feasible.iter().map(|n| NodeScore {
+                                node: n.id,
+                                score: raw[n.id.index() * columns + j],
+                            }));
+                    }
+                    _ => self
+                        .plugin_scores
+                        .extend(feasible.iter().map(|n| NodeScore {
+                            node: n.id,
+                            score: sp.score(&self.cycle, pod, n),
+                        })),
+                }
                 sp.normalize(&self.cycle, pod, &mut self.plugin_scores);
                 for (t, s) in self.totals.iter_mut().zip(&self.plugin_scores) {
                     assert!(
@@ -822,11 +959,12 @@ impl Scheduler {
         let mut msgs = Vec::new();
         for &i in &self.profile.post_filters {
             let p = self.profile.plugin(i);
-            match p
-                .as_post_filter()
-                .expect("indexed")
-                .post_filter(&mut self.cycle, state, pod, &diagnosis)
-            {
+            match p.as_post_filter().expect("indexed").post_filter(
+                &mut self.cycle,
+                state,
+                pod,
+                &diagnosis,
+            ) {
                 Ok(Some(n)) => {
                     nominated = Some(n);
                     break;
@@ -878,4 +1016,26 @@ pub fn select_host(totals: &[i64], rng: &mut dyn RngCore) -> usize {
         .nth(k)
         .map(|(i, _)| i)
         .expect("k < ties")
+}
+
+impl ShapeCaches {
+    /// The cache of `pod`'s shape for a state of `nodes` nodes, made if new.
+    fn slot(&mut self, pod: &Pod, nodes: usize) -> usize {
+        let limit = (CACHE_ENTRIES / nodes.max(1)).max(16);
+        if self.nodes != nodes || self.shapes.len() >= limit {
+            self.index.clear();
+            self.shapes.clear();
+            self.nodes = nodes;
+        }
+        let columns = self.columns.len();
+        let shapes = &mut self.shapes;
+        *self.index.entry(pod.shape()).or_insert_with(|| {
+            shapes.push(ShapeCache {
+                versions: vec![0; nodes],
+                verdict: vec![FEASIBLE; nodes],
+                raw: vec![0; nodes * columns],
+            });
+            shapes.len() - 1
+        })
+    }
 }

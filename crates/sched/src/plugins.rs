@@ -33,8 +33,7 @@ use crate::framework::{
     MAX_NODE_SCORE,
 };
 use crate::state::{
-    device_candidates, device_fit, ClusterState, DeviceRefusal, Grant, GpuSet, NodeInfo,
-    NodeState,
+    device_candidates, device_fit, ClusterState, DeviceRefusal, GpuSet, Grant, NodeInfo, NodeState,
 };
 use crate::status::{Reason, Status};
 
@@ -93,6 +92,9 @@ impl Plugin for NodeUnschedulable {
     fn name(&self) -> &'static str {
         "NodeUnschedulable"
     }
+    fn node_local(&self) -> bool {
+        true
+    }
     fn as_filter(&self) -> Option<&dyn FilterPlugin> {
         Some(self)
     }
@@ -111,7 +113,10 @@ impl FilterPlugin for NodeUnschedulable {
         if tolerated(&pod.tolerations, &taint) {
             Ok(())
         } else {
-            Err(Status::unresolvable(self.name(), "node(s) were unschedulable"))
+            Err(Status::unresolvable(
+                self.name(),
+                "node(s) were unschedulable",
+            ))
         }
     }
 }
@@ -123,6 +128,9 @@ pub struct TaintToleration;
 impl Plugin for TaintToleration {
     fn name(&self) -> &'static str {
         "TaintToleration"
+    }
+    fn node_local(&self) -> bool {
+        true
     }
     fn as_filter(&self) -> Option<&dyn FilterPlugin> {
         Some(self)
@@ -156,7 +164,8 @@ impl ScorePlugin for TaintToleration {
             .filter(|t| t.effect == TaintEffect::PreferNoSchedule)
             .filter(|t| {
                 !pod.tolerations.iter().any(|tol| {
-                    tol.effect.is_none_or(|e| e == TaintEffect::PreferNoSchedule)
+                    tol.effect
+                        .is_none_or(|e| e == TaintEffect::PreferNoSchedule)
                         && tol.tolerates(t)
                 })
             })
@@ -191,6 +200,9 @@ pub struct NodeAffinity;
 impl Plugin for NodeAffinity {
     fn name(&self) -> &'static str {
         "NodeAffinity"
+    }
+    fn node_local(&self) -> bool {
+        true
     }
     fn as_filter(&self) -> Option<&dyn FilterPlugin> {
         Some(self)
@@ -243,6 +255,9 @@ impl NodeResourcesFit {
 impl Plugin for NodeResourcesFit {
     fn name(&self) -> &'static str {
         "NodeResourcesFit"
+    }
+    fn node_local(&self) -> bool {
+        true
     }
     fn as_filter(&self) -> Option<&dyn FilterPlugin> {
         Some(self)
@@ -303,6 +318,9 @@ impl Plugin for GpuModelFit {
     fn name(&self) -> &'static str {
         "GpuModelFit"
     }
+    fn node_local(&self) -> bool {
+        true
+    }
     fn as_filter(&self) -> Option<&dyn FilterPlugin> {
         Some(self)
     }
@@ -361,6 +379,9 @@ impl DeviceFit {
 impl Plugin for DeviceFit {
     fn name(&self) -> &'static str {
         "DeviceFit"
+    }
+    fn node_local(&self) -> bool {
+        true
     }
     fn as_filter(&self) -> Option<&dyn FilterPlugin> {
         Some(self)

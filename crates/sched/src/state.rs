@@ -374,7 +374,11 @@ impl NodeState {
         self.cpu_free_milli -= pod.cpu_milli;
         self.memory_free_mib -= pod.memory_mib;
         for (r, amount) in &pod.extended {
-            let k = node.extended.iter().position(|(q, _)| q == r).expect("checked");
+            let k = node
+                .extended
+                .iter()
+                .position(|(q, _)| q == r)
+                .expect("checked");
             self.extended_used[k] += amount;
         }
         for g in &placement.grants {
@@ -400,7 +404,11 @@ impl NodeState {
         self.cpu_free_milli += pod.cpu_milli;
         self.memory_free_mib += pod.memory_mib;
         for (r, amount) in &pod.extended {
-            let k = node.extended.iter().position(|(q, _)| q == r).expect("checked");
+            let k = node
+                .extended
+                .iter()
+                .position(|(q, _)| q == r)
+                .expect("checked");
             self.extended_used[k] -= amount;
         }
         for g in &placement.grants {
@@ -642,13 +650,6 @@ impl ClusterState {
                 why: "no such node".into(),
             });
         };
-        check(&self.cluster, node, &self.nodes[i], pod, &placement).map_err(|why| {
-            AssumeError {
-                pod: pod.name.clone(),
-                node: node.name.clone(),
-                why,
-            }
-        })?;
         if self.bound.contains_key(&pod.id) {
             return Err(AssumeError {
                 pod: pod.name.clone(),
@@ -656,6 +657,11 @@ impl ClusterState {
                 why: format!("pod id {} is already placed", pod.id.0),
             });
         }
+        check(&self.cluster, node, &self.nodes[i], pod, &placement).map_err(|why| AssumeError {
+            pod: pod.name.clone(),
+            node: node.name.clone(),
+            why,
+        })?;
         self.nodes[i].take(node, pod, &placement);
         self.account(&placement, 1);
         if pod.gpu != GpuRequest::None {
@@ -687,7 +693,10 @@ impl ClusterState {
 
     fn account(&mut self, placement: &Placement, sign: i64) {
         for g in &placement.grants {
-            let (m, c) = (g.memory_mib as i64 * sign, i64::from(g.compute_milli) * sign);
+            let (m, c) = (
+                g.memory_mib as i64 * sign,
+                i64::from(g.compute_milli) * sign,
+            );
             self.gpu_memory_used_mib = (self.gpu_memory_used_mib as i64 + m) as u64;
             self.gpu_used_milli = (self.gpu_used_milli as i64 + c) as u64;
         }
@@ -880,12 +889,15 @@ fn check(
         }
         let whole = needs_idle(d, req, multi);
         if !s.can_take(d, c, whole) {
+            let replicas = match d.sharing.replicas() {
+                Some(_) => format!("{} replica(s)", s.replicas_free(d)),
+                None => "unbounded shares".to_string(),
+            };
             return Err(format!(
-                "device {}: {} MiB / {}m / {} replica(s) free{}, {} MiB / {}m asked",
+                "device {}: {} MiB / {}m / {replicas} free{}, {} MiB / {}m asked",
                 g.device,
                 s.memory_free(d),
                 s.compute_free(d),
-                s.replicas_free(d).min(d.sharing.replicas().unwrap_or(u16::MAX)),
                 if whole && !s.is_idle() {
                     ", in use and needed idle"
                 } else {

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, Node, Pod, TaintEffect};
 use mlplane_sched::plugins::{self, GpuSelectMode, GpuSelector};
 use mlplane_sched::{
-    BindPlugin, ClusterState, Code, CycleState, Diagnosis, NodeId, NodeInfo, Permit,
-    PermitPlugin, Placement, Plugin, PostFilterPlugin, PreFilterPlugin, Profile, ProfileConfig,
-    Registry, ReservePlugin, ScheduleError, Scheduler, Status,
+    BindPlugin, ClusterState, Code, CycleState, Diagnosis, NodeId, NodeInfo, Permit, PermitPlugin,
+    Placement, Plugin, PostFilterPlugin, PreFilterPlugin, Profile, ProfileConfig, Registry,
+    ReservePlugin, ScheduleError, Scheduler, Status,
 };
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -24,7 +24,9 @@ fn cluster(n: usize) -> Arc<Cluster> {
                 memory_mib: Some(15_360),
             }],
             (0..n)
-                .map(|i| Node::new(format!("n{i}"), 8_000, 32_768).with_gpus(GpuModelId(0), 1, 15_360))
+                .map(|i| {
+                    Node::new(format!("n{i}"), 8_000, 32_768).with_gpus(GpuModelId(0), 1, 15_360)
+                })
                 .collect(),
         )
         .unwrap(),
@@ -82,18 +84,23 @@ fn pre_filter_narrows_the_nodes_and_their_intersection_is_kept() {
             }),
             1,
         )
-        .with(
-            Arc::new(NarrowB(vec![NodeId(2), NodeId(0)])),
-            1,
-        );
+        .with(Arc::new(NarrowB(vec![NodeId(2), NodeId(0)])), 1);
     let mut s = Scheduler::new(profile);
     let p = s
-        .schedule(&mut st, &Pod::new("p", 1, 1, GpuRequest::Whole(1)), &mut rng())
+        .schedule(
+            &mut st,
+            &Pod::new("p", 1, 1, GpuRequest::Whole(1)),
+            &mut rng(),
+        )
         .unwrap();
     assert_eq!(p.node, NodeId(2), "only node 2 is in both answers");
     // Now node 2 is full: the nodes PreFilter left out are unresolvable in the diagnosis.
     let err = s
-        .schedule(&mut st, &Pod::new("q", 1, 1, GpuRequest::Whole(1)), &mut rng())
+        .schedule(
+            &mut st,
+            &Pod::new("q", 1, 1, GpuRequest::Whole(1)),
+            &mut rng(),
+        )
         .unwrap_err();
     let d = err.diagnosis().unwrap();
     assert_eq!(d.statuses.len(), 4);
@@ -211,14 +218,31 @@ fn post_filter_runs_only_when_nothing_fits_and_its_nomination_is_returned() {
         1,
     ));
     for _ in 0..2 {
-        s.schedule(&mut st, &Pod::new("p", 1, 1, GpuRequest::Whole(1)), &mut rng())
-            .unwrap();
+        s.schedule(
+            &mut st,
+            &Pod::new("p", 1, 1, GpuRequest::Whole(1)),
+            &mut rng(),
+        )
+        .unwrap();
     }
-    assert!(seen.lock().unwrap().is_none(), "not run while a node was feasible");
-    match s.schedule(&mut st, &Pod::new("q", 1, 1, GpuRequest::Whole(1)), &mut rng()) {
-        Err(ScheduleError::Unschedulable { nominated, diagnosis }) => {
+    assert!(
+        seen.lock().unwrap().is_none(),
+        "not run while a node was feasible"
+    );
+    match s.schedule(
+        &mut st,
+        &Pod::new("q", 1, 1, GpuRequest::Whole(1)),
+        &mut rng(),
+    ) {
+        Err(ScheduleError::Unschedulable {
+            nominated,
+            diagnosis,
+        }) => {
             assert_eq!(nominated, Some(NodeId(1)));
-            assert_eq!(diagnosis.reason_counts(), [("Insufficient nvidia.com/gpu".to_string(), 2)]);
+            assert_eq!(
+                diagnosis.reason_counts(),
+                [("Insufficient nvidia.com/gpu".to_string(), 2)]
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -255,7 +279,10 @@ impl ReservePlugin for Rec {
         _: &NodeInfo<'_>,
         _: &mut dyn RngCore,
     ) -> Result<(), Status> {
-        self.log.lock().unwrap().push(format!("reserve {}", self.name));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("reserve {}", self.name));
         if self.fail && !self.name.starts_with("permit") && !self.name.starts_with("bind") {
             Err(Status::unschedulable(self.name, "no room"))
         } else {
@@ -263,13 +290,19 @@ impl ReservePlugin for Rec {
         }
     }
     fn unreserve(&self, _: &mut CycleState, _: &Pod, _: NodeId) {
-        self.log.lock().unwrap().push(format!("unreserve {}", self.name));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("unreserve {}", self.name));
     }
 }
 
 impl PermitPlugin for Rec {
     fn permit(&self, _: &mut CycleState, _: &Pod, _: &Placement) -> Permit {
-        self.log.lock().unwrap().push(format!("permit {}", self.name));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("permit {}", self.name));
         if self.fail {
             Permit::Reject(Status::unschedulable(self.name, "gang incomplete"))
         } else {
@@ -309,13 +342,29 @@ fn reserve_runs_in_order_and_unreserve_in_reverse_when_one_fails() {
         .with(rec("b", true, &log), 1)
         .with(rec("c", false, &log), 1);
     let err = Scheduler::new(profile)
-        .schedule(&mut st, &Pod::new("p", 1, 1, GpuRequest::Whole(1)), &mut rng())
+        .schedule(
+            &mut st,
+            &Pod::new("p", 1, 1, GpuRequest::Whole(1)),
+            &mut rng(),
+        )
         .unwrap_err();
-    assert!(matches!(err, ScheduleError::Failed { phase: "Reserve", .. }));
+    assert!(matches!(
+        err,
+        ScheduleError::Failed {
+            phase: "Reserve",
+            ..
+        }
+    ));
     // kube runs every reserve plugin's Unreserve, in reverse order, after a failure.
     assert_eq!(
         *log.lock().unwrap(),
-        ["reserve a", "reserve b", "unreserve c", "unreserve b", "unreserve a"]
+        [
+            "reserve a",
+            "reserve b",
+            "unreserve c",
+            "unreserve b",
+            "unreserve a"
+        ]
     );
     assert_eq!(st.pod_count(), 0);
     assert_eq!(st.gpu_used_milli(), 0);
@@ -335,7 +384,11 @@ fn permit_rejection_and_bind_failure_forget_the_assumed_pod() {
             profile = profile.with(rec(n, *f, &log), 1);
         }
         let err = Scheduler::new(profile)
-            .schedule(&mut st, &Pod::new("p", 1, 1, GpuRequest::Whole(1)), &mut rng())
+            .schedule(
+                &mut st,
+                &Pod::new("p", 1, 1, GpuRequest::Whole(1)),
+                &mut rng(),
+            )
             .unwrap_err();
         match err {
             ScheduleError::Failed { phase: p, .. } => assert_eq!(p, phase),
@@ -354,12 +407,18 @@ fn permit_rejection_and_bind_failure_forget_the_assumed_pod() {
         .with(rec("bind-skip", false, &log), 1)
         .with(rec("bind-ok", false, &log), 1);
     Scheduler::new(profile)
-        .schedule(&mut st, &Pod::new("p", 1, 1, GpuRequest::Whole(1)), &mut rng())
+        .schedule(
+            &mut st,
+            &Pod::new("p", 1, 1, GpuRequest::Whole(1)),
+            &mut rng(),
+        )
         .unwrap();
     assert_eq!(st.pod_count(), 1);
     let log = log.lock().unwrap();
     assert_eq!(
-        log.iter().filter(|l| l.starts_with("bind")).collect::<Vec<_>>(),
+        log.iter()
+            .filter(|l| l.starts_with("bind"))
+            .collect::<Vec<_>>(),
         ["bind bind-skip", "bind bind-ok"]
     );
 }
@@ -371,7 +430,11 @@ fn evaluate_leaves_state_and_reservations_as_they_were() {
     let log: Log = Arc::default();
     let mut s = Scheduler::new(base(&c).with(rec("a", false, &log), 1));
     let p = s
-        .evaluate(&st, &Pod::new("p", 1, 1, GpuRequest::Milli(300)), &mut rng())
+        .evaluate(
+            &st,
+            &Pod::new("p", 1, 1, GpuRequest::Milli(300)),
+            &mut rng(),
+        )
         .unwrap();
     assert_eq!(p.grants[0].compute_milli, 300);
     assert_eq!(st.pod_count(), 0);
@@ -388,7 +451,10 @@ fn priority_sort_orders_by_priority_then_creation() {
         x.created_s = t;
         x
     };
-    assert!(p.queue_less(&mk(1000, 50), &mk(100, 10)), "higher priority first");
+    assert!(
+        p.queue_less(&mk(1000, 50), &mk(100, 10)),
+        "higher priority first"
+    );
     assert!(p.queue_less(&mk(100, 10), &mk(100, 50)), "then older first");
     assert!(!p.queue_less(&mk(100, 10), &mk(100, 10)));
     let with = Profile::new("x").with(Arc::new(plugins::PrioritySort), 1);
@@ -460,7 +526,11 @@ fn a_gpu_pod_without_a_device_allocator_fails_at_reserve() {
     let mut st = ClusterState::new(c.clone());
     let profile = Profile::new("no-allocator").with_all(plugins::default_filters(&c));
     let err = Scheduler::new(profile)
-        .schedule(&mut st, &Pod::new("p", 1, 1, GpuRequest::Whole(1)), &mut rng())
+        .schedule(
+            &mut st,
+            &Pod::new("p", 1, 1, GpuRequest::Whole(1)),
+            &mut rng(),
+        )
         .unwrap_err();
     assert!(
         err.to_string()

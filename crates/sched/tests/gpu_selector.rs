@@ -2,49 +2,39 @@
 
 use std::sync::Arc;
 
-use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, Node, NodeGpus, Pod};
-use mlplane_sched::plugins::{first_free_gpus, GpuSelectMode, GpuSelector};
+use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, Node, Pod};
+use mlplane_sched::plugins::{self, first_free_gpus, GpuSelectMode, GpuSelector};
 use mlplane_sched::{
-    ClusterState, CycleState, GpuSet, NodeId, Placement, Profile, ReservePlugin, Scheduler,
+    ClusterState, CycleState, GpuSet, Grant, NodeId, Placement, Profile, ReservePlugin, Scheduler,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use GpuRequest::{None as NoGpu, Shared, Whole};
+use GpuRequest::{Milli, None as NoGpu, Whole};
 use GpuSelectMode::{BestFit, Random, WorstFit};
+
+/// GPU memory of each device, MiB: a share of `m` milli is charged `16 * m` MiB.
+const GPU_MIB: u64 = 16_000;
 
 /// One node whose GPUs have `free` milli-GPU free.
 fn node_with_free(free: &[u16]) -> ClusterState {
     let cluster = Cluster::new(
         vec![GpuModel {
             name: "T4".into(),
-            memory_mib: None,
+            memory_mib: Some(GPU_MIB),
         }],
-        vec![Node {
-            name: "n0".into(),
-            cpu_milli: 64_000,
-            memory_mib: 65_536,
-            gpus: Some(NodeGpus {
-                model: GpuModelId(0),
-                count: free.len() as u8,
-            }),
-        }],
+        vec![Node::new("n0", 64_000, 65_536).with_gpus(GpuModelId(0), free.len() as u8, GPU_MIB)],
     )
     .unwrap();
     let mut st = ClusterState::new(Arc::new(cluster));
     for (g, &f) in free.iter().enumerate() {
         if f < 1000 {
             // A fully used GPU is one whole GPU; a share is 1..=999 milli.
-            let req = if f == 0 { Whole(1) } else { Shared(1000 - f) };
+            let req = if f == 0 { Whole(1) } else { Milli(1000 - f) };
             let used = Pod::new("u", 0, 0, req);
-            st.assume(
-                &used,
-                Placement {
-                    node: NodeId(0),
-                    gpus: GpuSet::single(g),
-                },
-            )
-            .unwrap();
+            let node = &st.cluster().nodes()[0];
+            let p = Placement::on_gpus(NodeId(0), node, req, GpuSet::single(g)).unwrap();
+            st.assume(&used, p).unwrap();
         }
     }
     st
@@ -58,10 +48,24 @@ fn set(idx: &[usize]) -> GpuSet {
     s
 }
 
+/// The GPUs `mode` reserves for a pod asking `gpu` on node 0, `None` if it fails. The
+/// grants must be ones `assume` accepts.
 fn reserve(mode: GpuSelectMode, st: &ClusterState, gpu: GpuRequest, seed: u64) -> Option<GpuSet> {
     let pod = Pod::new("p", 1000, 1024, gpu);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    GpuSelector(mode).reserve(&CycleState::default(), &pod, &st.node(NodeId(0)), &mut rng)
+    let mut cycle = CycleState::default();
+    let info = st.node(NodeId(0));
+    GpuSelector(mode)
+        .reserve(&mut cycle, st, &pod, &info, &mut rng)
+        .ok()?;
+    let p = Placement {
+        node: NodeId(0),
+        grants: cycle.grants().expect("reserve set the grants").to_vec(),
+    };
+    st.clone()
+        .assume(&pod, p.clone())
+        .unwrap_or_else(|e| panic!("{mode:?}: reserved {p:?}, refused: {e}"));
+    Some(p.gpus(info.node))
 }
 
 /// Asserts the GPUs `mode` picks for `gpu` on a node with `free` GPUs.
@@ -78,21 +82,21 @@ const FREE: [u16; 6] = [600, 300, 1000, 800, 1000, 1000];
 
 #[test]
 fn best_fit_picks_the_tightest_fitting_gpu() {
-    check(BestFit, &FREE, Shared(250), Some(&[1])); // 300 is the least free that fits
-    check(BestFit, &FREE, Shared(300), Some(&[1])); // exact fit
-    check(BestFit, &FREE, Shared(500), Some(&[0])); // 300 too small; 600
-    check(BestFit, &FREE, Shared(700), Some(&[3])); // 800
-    check(BestFit, &FREE, Shared(900), Some(&[2])); // only free GPUs: lowest index
-    check(BestFit, &[500, 400, 500], Shared(450), Some(&[0])); // tie: lowest index
-    check(BestFit, &[300, 200], Shared(400), None);
+    check(BestFit, &FREE, Milli(250), Some(&[1])); // 300 is the least free that fits
+    check(BestFit, &FREE, Milli(300), Some(&[1])); // exact fit
+    check(BestFit, &FREE, Milli(500), Some(&[0])); // 300 too small; 600
+    check(BestFit, &FREE, Milli(700), Some(&[3])); // 800
+    check(BestFit, &FREE, Milli(900), Some(&[2])); // only free GPUs: lowest index
+    check(BestFit, &[500, 400, 500], Milli(450), Some(&[0])); // tie: lowest index
+    check(BestFit, &[300, 200], Milli(400), None);
 }
 
 #[test]
 fn worst_fit_picks_the_emptiest_gpu() {
-    check(WorstFit, &FREE, Shared(250), Some(&[2])); // 1000, lowest of 2, 4, 5
-    check(WorstFit, &[600, 300, 800], Shared(250), Some(&[2]));
-    check(WorstFit, &[600, 800, 800], Shared(250), Some(&[1])); // tie: lowest index
-    check(WorstFit, &[300, 200], Shared(400), None);
+    check(WorstFit, &FREE, Milli(250), Some(&[2])); // 1000, lowest of 2, 4, 5
+    check(WorstFit, &[600, 300, 800], Milli(250), Some(&[2]));
+    check(WorstFit, &[600, 800, 800], Milli(250), Some(&[1])); // tie: lowest index
+    check(WorstFit, &[300, 200], Milli(400), None);
 }
 
 #[test]
@@ -100,7 +104,7 @@ fn random_picks_only_fitting_gpus_and_reaches_all() {
     let st = node_with_free(&FREE);
     let mut seen = [0usize; 6];
     for seed in 0..200 {
-        let s = reserve(Random, &st, Shared(700), seed).unwrap();
+        let s = reserve(Random, &st, Milli(700), seed).unwrap();
         assert_eq!(s.len(), 1);
         seen[s.iter().next().unwrap()] += 1;
     }
@@ -108,7 +112,7 @@ fn random_picks_only_fitting_gpus_and_reaches_all() {
     assert_eq!((seen[0], seen[1]), (0, 0), "{seen:?}");
     assert!(seen[2..].iter().all(|&n| n > 0), "{seen:?}");
     assert_eq!(
-        reserve(Random, &node_with_free(&[300]), Shared(400), 0),
+        reserve(Random, &node_with_free(&[300]), Milli(400), 0),
         None
     );
 }
@@ -160,28 +164,37 @@ fn two_whole_gpus_are_always_two_distinct_gpus() {
 
 #[test]
 fn scheduler_commits_the_selected_gpus() {
-    // one node: the scheduler's placement is the selector's choice
+    // one node: the scheduler's placement is the selector's choice, and schedule
+    // assumes it
     let mut st = node_with_free(&FREE);
-    let mut sched = Scheduler::new(Profile::new("t", Box::new(GpuSelector(BestFit))));
+    let profile = Profile::new("t")
+        .with_all(plugins::default_filters(st.cluster()))
+        .with(Arc::new(GpuSelector(BestFit)), 1);
+    let mut sched = Scheduler::new(profile);
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let p = Pod::new("p", 1000, 1024, Shared(250));
-    let placement = sched.schedule(&st, &p, &mut rng).unwrap();
+    let p = Pod::new("p", 1000, 1024, Milli(250));
+    let placement = sched.schedule(&mut st, &p, &mut rng).unwrap();
     assert_eq!(
         placement,
         Placement {
             node: NodeId(0),
-            gpus: set(&[1])
+            // 250 milli of a 16000 MiB GPU: 250 milli and 16000*250/1000 = 4000 MiB
+            grants: vec![Grant {
+                device: 1,
+                replica: 0,
+                memory_mib: 4000,
+                compute_milli: 250,
+            }],
         }
     );
-    st.assume(&p, placement).unwrap();
     // GPU1 had 300 free: now 50
     assert_eq!(
         st.node(NodeId(0)).state.gpus(),
         &[600, 50, 1000, 800, 1000, 1000]
     );
     let w = Pod::new("w", 1000, 1024, Whole(2));
-    let placement = sched.schedule(&st, &w, &mut rng).unwrap();
-    assert_eq!(placement.gpus, set(&[2, 4]));
-    st.assume(&w, placement).unwrap();
+    let placement = sched.schedule(&mut st, &w, &mut rng).unwrap();
+    assert_eq!(placement.gpus(&st.cluster().nodes()[0]), set(&[2, 4]));
     assert_eq!(st.node(NodeId(0)).state.gpus(), &[600, 50, 0, 800, 0, 1000]);
+    assert_eq!(st.bound(w.id).map(|b| &b.placement), Some(&placement));
 }

@@ -215,10 +215,16 @@ fn node_selector_and_affinity_choose_the_matching_node() {
     };
     let cases: Vec<(RequiredAffinity, Option<&str>)> = vec![
         (affinity(vec![vec![("zone", In, &["b"])]]), Some("t4-b")),
-        (affinity(vec![vec![("zone", NotIn, &["a", "b"])]]), Some("plain")),
+        (
+            affinity(vec![vec![("zone", NotIn, &["a", "b"])]]),
+            Some("plain"),
+        ),
         (affinity(vec![vec![("spot", Exists, &[])]]), Some("t4-b")),
         (
-            affinity(vec![vec![("zone", Exists, &[]), ("spot", DoesNotExist, &[])]]),
+            affinity(vec![vec![
+                ("zone", Exists, &[]),
+                ("spot", DoesNotExist, &[]),
+            ]]),
             Some("t4-a"),
         ),
         (affinity(vec![vec![("gpus", Gt, &["2"])]]), Some("t4-b")),
@@ -329,7 +335,10 @@ fn gpu_model_and_device_filters_use_kube_reasons() {
     // Fill the T4.
     let mut filler = pod(GpuRequest::Whole(1));
     filler.allowed_models = Some(cluster.model_set(["T4"]));
-    assert_eq!(s.schedule(&mut st, &filler, &mut rng).unwrap().node, NodeId(1));
+    assert_eq!(
+        s.schedule(&mut st, &filler, &mut rng).unwrap().node,
+        NodeId(1)
+    );
     let mut p = pod(GpuRequest::Milli(500));
     p.allowed_models = Some(cluster.model_set(["T4"]));
     assert_eq!(

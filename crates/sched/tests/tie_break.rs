@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, Node, NodeGpus, Pod};
+use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, Node, Pod};
 use mlplane_sched::framework::{select_host, select_host_by_rank};
-use mlplane_sched::plugins::{GpuSelectMode, GpuSelector};
+use mlplane_sched::plugins::{self, GpuSelectMode, GpuSelector};
 use mlplane_sched::{ClusterState, NodeId, NodeInfo, Profile, Scheduler, TieBreak};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -15,18 +15,10 @@ fn nodes(n: usize) -> ClusterState {
     let cluster = Cluster::new(
         vec![GpuModel {
             name: "T4".into(),
-            memory_mib: None,
+            memory_mib: Some(15_109),
         }],
         (0..n)
-            .map(|i| Node {
-                name: format!("n{i}"),
-                cpu_milli: 8000,
-                memory_mib: 16_384,
-                gpus: Some(NodeGpus {
-                    model: GpuModelId(0),
-                    count: 2,
-                }),
-            })
+            .map(|i| Node::new(format!("n{i}"), 8000, 16_384).with_gpus(GpuModelId(0), 2, 15_109))
             .collect(),
     )
     .unwrap();
@@ -68,28 +60,38 @@ fn scheduler_with_rank_is_independent_of_the_rng() {
     // no score plugin: every feasible node ties at 0
     let mut st = nodes(4);
     let rank: Arc<[u32]> = vec![3, 1, 0, 2].into();
-    let prof = || Profile::new("t", Box::new(GpuSelector(GpuSelectMode::BestFit)));
+    let cluster = st.cluster_arc().clone();
+    let prof = || {
+        Profile::new("t")
+            .with_all(plugins::default_filters(&cluster))
+            .with(Arc::new(GpuSelector(GpuSelectMode::BestFit)), 1)
+    };
     let pod = Pod::new("p", 1000, 1024, GpuRequest::Whole(2));
     let mut sched = Scheduler::new(prof()).with_tie_break(TieBreak::Rank(rank.clone()));
     for seed in 0..20 {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        assert_eq!(sched.schedule(&st, &pod, &mut rng).unwrap().node, NodeId(2));
+        assert_eq!(sched.evaluate(&st, &pod, &mut rng).unwrap().node, NodeId(2));
     }
-    // fill n2: the next rank, n1, takes over
+    // fill n2 (schedule assumes): the next rank, n1, takes over
+    let filler = pod.renewed();
     let p = sched
-        .schedule(&st, &pod, &mut ChaCha8Rng::seed_from_u64(0))
+        .schedule(&mut st, &filler, &mut ChaCha8Rng::seed_from_u64(0))
         .unwrap();
-    st.assume(&pod, p).unwrap();
+    assert_eq!(p.node, NodeId(2));
+    assert_eq!(
+        st.bound(filler.id).map(|b| b.placement.node),
+        Some(NodeId(2))
+    );
     for seed in 0..20 {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        assert_eq!(sched.schedule(&st, &pod, &mut rng).unwrap().node, NodeId(1));
+        assert_eq!(sched.evaluate(&st, &pod, &mut rng).unwrap().node, NodeId(1));
     }
     // the uniform scheduler does reach other nodes
     let mut uniform = Scheduler::new(prof());
     let reached: std::collections::BTreeSet<_> = (0..40)
         .map(|seed| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            uniform.schedule(&st, &pod, &mut rng).unwrap().node
+            uniform.evaluate(&st, &pod, &mut rng).unwrap().node
         })
         .collect();
     assert_eq!(

@@ -16,7 +16,13 @@ fn cluster(nodes: &[(&str, &str, u8)]) -> Arc<Cluster> {
     models.dedup();
     let ns = nodes
         .iter()
-        .map(|(name, model, count)| Node::new(name.to_string(), 64_000, 262_144).with_gpus(GpuModelId(models.iter().position(|m| m == model).unwrap() as u16), *count, 0))
+        .map(|(name, model, count)| {
+            Node::new(name.to_string(), 64_000, 262_144).with_gpus(
+                GpuModelId(models.iter().position(|m| m == model).unwrap() as u16),
+                *count,
+                0,
+            )
+        })
         .collect();
     let models = models
         .into_iter()

@@ -232,10 +232,12 @@ impl Study {
                 options.replicas
             )));
         }
-        if let Some(p) = pods
-            .iter()
-            .find(|p| matches!(p.gpu, GpuRequest::Memory { .. } | GpuRequest::Devices { .. }))
-        {
+        if let Some(p) = pods.iter().find(|p| {
+            matches!(
+                p.gpu,
+                GpuRequest::Memory { .. } | GpuRequest::Devices { .. }
+            )
+        }) {
             return Err(StudyError(format!(
                 "pod {:?}: the study takes the trace's requests (whole GPUs and milli shares), not {}",
                 p.name, p.gpu
@@ -450,9 +452,10 @@ impl Study {
                         }
                     }
                     // Study::new refuses pods that are not in the trace's terms.
-                    (_, GpuRequest::None | GpuRequest::Memory { .. } | GpuRequest::Devices { .. }) => {
-                        ShareRequest::None
-                    }
+                    (
+                        _,
+                        GpuRequest::None | GpuRequest::Memory { .. } | GpuRequest::Devices { .. },
+                    ) => ShareRequest::None,
                     (SharingMode::TimeSlicing, GpuRequest::Whole(1)) => ShareRequest::Memory {
                         mib: g,
                         compute_milli: 1000,
@@ -561,7 +564,9 @@ impl Study {
                         .map_err(|e| StudyError(format!("{}: scheduler bug: {e}", pod.name)))?;
                     placed += 1;
                     need_mib += match self.pods[i].gpu {
-                        GpuRequest::None | GpuRequest::Memory { .. } | GpuRequest::Devices { .. } => 0,
+                        GpuRequest::None
+                        | GpuRequest::Memory { .. }
+                        | GpuRequest::Devices { .. } => 0,
                         GpuRequest::Whole(n) => u64::from(n) * self.spec.memory_mib,
                         GpuRequest::Milli(m) => share_mib(&self.spec, m),
                     };

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, ModelSet, Node, NodeGpus, Pod};
+use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, ModelSet, Node, Pod};
 use mlplane_policies::{PolicyContext, TypicalPods};
 use mlplane_sched::{ClusterState, CycleState, GpuSet, NodeId, Placement, ScorePlugin};
 
@@ -17,14 +17,20 @@ pub fn node(name: &str, cpu_milli: u64, memory_mib: u64, gpus: u8) -> Node {
     node_of(name, cpu_milli, memory_mib, gpus, T4)
 }
 
-/// A node with `gpus` GPUs of `model` (`0` = a CPU-only node).
+/// GPU memory of a T4 device, MiB.
+pub const T4_MIB: u64 = 15_109;
+/// GPU memory of an A100 device, MiB.
+pub const A100_MIB: u64 = 81_920;
+
+/// A node with `gpus` GPUs of `model` (`0` = a CPU-only node), each a fractional device
+/// as in the FGD paper (device `i` is GPU `i`).
 pub fn node_of(name: &str, cpu_milli: u64, memory_mib: u64, gpus: u8, model: GpuModelId) -> Node {
-    Node {
-        name: name.into(),
-        cpu_milli,
-        memory_mib,
-        gpus: (gpus > 0).then_some(NodeGpus { model, count: gpus }),
+    let n = Node::new(name, cpu_milli, memory_mib);
+    if gpus == 0 {
+        return n;
     }
+    let mib = if model == A100 { A100_MIB } else { T4_MIB };
+    n.with_gpus(model, gpus, mib)
 }
 
 /// A cluster with the models `T4` (id 0) and `A100` (id 1).
@@ -32,11 +38,11 @@ pub fn cluster(nodes: Vec<Node>) -> Arc<Cluster> {
     let models = vec![
         GpuModel {
             name: "T4".into(),
-            memory_mib: Some(15109),
+            memory_mib: Some(T4_MIB),
         },
         GpuModel {
             name: "A100".into(),
-            memory_mib: Some(81920),
+            memory_mib: Some(A100_MIB),
         },
     ];
     Arc::new(Cluster::new(models, nodes).expect("valid test cluster"))
@@ -73,14 +79,26 @@ pub fn gpus(idx: &[usize]) -> GpuSet {
     s
 }
 
+/// The placement of `req` on GPUs `idx` of node `node` of `state`'s cluster, charged as
+/// the FGD paper's milli-GPU model charges (`Placement::on_gpus`).
+///
+/// # Panics
+/// If the node lacks one of the GPUs or a GPU cannot serve `req`.
+pub fn placement(state: &ClusterState, req: GpuRequest, node: u32, idx: &[usize]) -> Placement {
+    let n = &state.cluster().nodes()[node as usize];
+    Placement::on_gpus(NodeId(node), n, req, gpus(idx)).unwrap_or_else(|| {
+        panic!(
+            "test setup: no placement of {req} on {} GPUs {idx:?}",
+            n.name
+        )
+    })
+}
+
 /// Commits `pod` on node `node`, GPUs `idx`; panics if `assume` refuses.
 pub fn place(state: &mut ClusterState, pod: &Pod, node: u32, idx: &[usize]) {
-    let p = Placement {
-        node: NodeId(node),
-        gpus: gpus(idx),
-    };
+    let p = placement(state, pod.gpu, node, idx);
     state
-        .assume(pod, p)
+        .assume(pod, p.clone())
         .unwrap_or_else(|e| panic!("test setup: assume({pod:?}, {p:?}) failed: {e}"));
 }
 
@@ -88,7 +106,7 @@ pub fn place(state: &mut ClusterState, pod: &Pod, node: u32, idx: &[usize]) {
 pub fn use_gpu(state: &mut ClusterState, node: u32, gpu: usize, milli: u16) {
     place(
         state,
-        &Pod::new("u", 0, 0, GpuRequest::Shared(milli)),
+        &Pod::new("u", 0, 0, GpuRequest::Milli(milli)),
         node,
         &[gpu],
     );
