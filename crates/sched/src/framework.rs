@@ -510,6 +510,8 @@ pub struct Scheduler {
     totals: Vec<i64>,
     plugin_scores: Vec<NodeScore>,
     statuses: Vec<(NodeId, Status)>,
+    feasible: Vec<NodeId>,
+    cached_out: Vec<(NodeId, u16)>,
     cache: ShapeCaches,
 }
 
@@ -563,6 +565,8 @@ impl Scheduler {
             totals: Vec::new(),
             plugin_scores: Vec::new(),
             statuses: Vec::new(),
+            feasible: Vec::new(),
+            cached_out: Vec::new(),
             cache: ShapeCaches {
                 enabled,
                 columns,
@@ -726,71 +730,85 @@ impl Scheduler {
         }
         // Filter (node-local verdicts and scores come from the shape cache when the
         // node did not change since they were computed).
-        let mut feasible: Vec<NodeInfo<'a>> = Vec::with_capacity(state.len());
-        let mut slot = None;
-        if self.cache.enabled {
-            slot = Some(self.cache.slot(pod, state.len()));
-        }
+        let mut feasible = std::mem::take(&mut self.feasible);
+        let mut cached_out = std::mem::take(&mut self.cached_out);
+        feasible.clear();
+        cached_out.clear();
+        let slot = self
+            .cache
+            .enabled
+            .then(|| self.cache.slot(pod, state.len()));
         let columns = self.cache.columns.len();
-        let mut cached_out: Vec<(NodeId, u16)> = Vec::new();
-        let mut visit = |info: NodeInfo<'a>| {
-            let rejected = |cycle: &CycleState| {
-                profile.filters.iter().position(|&i| {
-                    profile
-                        .plugin(i)
-                        .as_filter()
-                        .expect("indexed")
-                        .filter(cycle, pod, &info)
-                        .is_err()
-                })
-            };
-            let Some(k) = slot else {
-                for &i in &profile.filters {
-                    if let Err(s) = profile.plugin(i).as_filter().expect("indexed").filter(
-                        &self.cycle,
-                        pod,
-                        &info,
-                    ) {
-                        self.statuses.push((info.id, s));
+        match (slot, &subset) {
+            (Some(k), None) => {
+                // The common case, on dense arrays: only changed nodes are evaluated.
+                let versions = state.versions();
+                for (n, &version) in versions.iter().enumerate() {
+                    let c = &mut self.cache.shapes[k];
+                    if c.versions[n] != version {
+                        let info = state.node(NodeId(n as u32));
+                        refresh(profile, &self.cache.columns, c, n, &self.cycle, pod, &info);
+                    }
+                    if c.verdict[n] == FEASIBLE {
+                        feasible.push(NodeId(n as u32));
+                    }
+                }
+            }
+            _ => {
+                let mut visit = |info: NodeInfo<'a>| {
+                    let Some(k) = slot else {
+                        for &i in &profile.filters {
+                            if let Err(s) = profile.plugin(i).as_filter().expect("indexed").filter(
+                                &self.cycle,
+                                pod,
+                                &info,
+                            ) {
+                                self.statuses.push((info.id, s));
+                                return;
+                            }
+                        }
+                        feasible.push(info.id);
                         return;
+                    };
+                    let c = &mut self.cache.shapes[k];
+                    let n = info.id.index();
+                    if c.versions[n] != info.state.version {
+                        refresh(profile, &self.cache.columns, c, n, &self.cycle, pod, &info);
                     }
-                }
-                feasible.push(info);
-                return;
-            };
-            let c = &mut self.cache.shapes[k];
-            let n = info.id.index();
-            if c.versions[n] != info.state.version {
-                c.verdict[n] = rejected(&self.cycle).map_or(FEASIBLE, |f| f as u16);
-                if c.verdict[n] == FEASIBLE {
-                    for (j, &pos) in self.cache.columns.iter().enumerate() {
-                        let plugin = profile.plugin(profile.scores[pos]);
-                        c.raw[n * columns + j] =
-                            plugin
-                                .as_score()
-                                .expect("indexed")
-                                .score(&self.cycle, pod, &info);
+                    if c.verdict[n] == FEASIBLE {
+                        feasible.push(info.id);
                     }
+                };
+                match &subset {
+                    None => state.iter().for_each(&mut visit),
+                    Some(nodes) => nodes
+                        .iter()
+                        .filter(|n| n.index() < state.len())
+                        .for_each(|&n| visit(state.node(n))),
                 }
-                c.versions[n] = info.state.version;
             }
-            if c.verdict[n] == FEASIBLE {
-                feasible.push(info);
-            } else {
-                cached_out.push((info.id, c.verdict[n]));
+        }
+        if let Some(k) = slot {
+            if feasible.is_empty() {
+                let c = &self.cache.shapes[k];
+                let mut out = |n: NodeId| {
+                    if c.verdict[n.index()] != FEASIBLE {
+                        cached_out.push((n, c.verdict[n.index()]));
+                    }
+                };
+                match &subset {
+                    None => (0..state.len() as u32).for_each(|n| out(NodeId(n))),
+                    Some(nodes) => nodes
+                        .iter()
+                        .filter(|n| n.index() < state.len())
+                        .for_each(|&n| out(n)),
+                }
             }
-        };
-        match &subset {
-            None => state.iter().for_each(&mut visit),
-            Some(nodes) => nodes
-                .iter()
-                .filter(|n| n.index() < state.len())
-                .for_each(|&n| visit(state.node(n))),
         }
         if feasible.is_empty() {
             // Statuses of cached rejections are made only now, from the node-local
             // filter that rejected each node: the same answer it gave then.
-            for (id, f) in cached_out {
+            for &(id, f) in &cached_out {
                 let f = profile.filters[usize::from(f)];
                 let status = profile
                     .plugin(f)
@@ -806,6 +824,8 @@ impl Scheduler {
                     });
                 self.statuses.push((id, status));
             }
+            self.feasible = feasible;
+            self.cached_out = cached_out;
             self.statuses.sort_by_key(|(id, _)| *id);
             let mut statuses = std::mem::take(&mut self.statuses);
             if let Some(nodes) = &subset {
@@ -839,28 +859,33 @@ impl Scheduler {
             };
             return Err(self.post_filter(state, pod, diagnosis));
         }
-        // PreScore.
+        // PreScore (plugins see the feasible nodes with their states).
         let mut skipped: Vec<&'static str> = Vec::new();
-        for &i in &profile.pre_scores {
-            let p = profile.plugin(i);
-            match p
-                .as_pre_score()
-                .expect("indexed")
-                .pre_score(&mut self.cycle, pod, &feasible, rng)
-            {
-                Ok(()) => {}
-                Err(s) if s.code == Code::Skip => skipped.push(p.name()),
-                Err(status) => {
-                    return Err(ScheduleError::Failed {
-                        phase: "PreScore",
-                        status,
-                    })
+        if !profile.pre_scores.is_empty() {
+            let infos: Vec<NodeInfo<'_>> = feasible.iter().map(|&n| state.node(n)).collect();
+            for &i in &profile.pre_scores {
+                let p = profile.plugin(i);
+                match p
+                    .as_pre_score()
+                    .expect("indexed")
+                    .pre_score(&mut self.cycle, pod, &infos, rng)
+                {
+                    Ok(()) => {}
+                    Err(s) if s.code == Code::Skip => skipped.push(p.name()),
+                    Err(status) => {
+                        self.feasible = feasible;
+                        self.cached_out = cached_out;
+                        return Err(ScheduleError::Failed {
+                            phase: "PreScore",
+                            status,
+                        });
+                    }
                 }
             }
         }
         // Score and select.
         let chosen = if feasible.len() == 1 {
-            feasible[0]
+            state.node(feasible[0])
         } else {
             self.totals.clear();
             self.totals.resize(feasible.len(), 0);
@@ -876,16 +901,16 @@ impl Scheduler {
                     (Some(k), Some(j)) => {
                         let raw = &self.cache.shapes[k].raw;
                         self.plugin_scores
-                            .extend(feasible.iter().map(|n| NodeScore {
-                                node: n.id,
-                                score: raw[n.id.index() * columns + j],
+                            .extend(feasible.iter().map(|&n| NodeScore {
+                                node: n,
+                                score: raw[n.index() * columns + j],
                             }));
                     }
                     _ => self
                         .plugin_scores
-                        .extend(feasible.iter().map(|n| NodeScore {
-                            node: n.id,
-                            score: sp.score(&self.cycle, pod, n),
+                        .extend(feasible.iter().map(|&n| NodeScore {
+                            node: n,
+                            score: sp.score(&self.cycle, pod, &state.node(n)),
                         })),
                 }
                 sp.normalize(&self.cycle, pod, &mut self.plugin_scores);
@@ -902,10 +927,12 @@ impl Scheduler {
             }
             let best = match &self.tie_break {
                 TieBreak::Uniform => select_host(&self.totals, rng),
-                TieBreak::Rank(rank) => select_host_by_rank(&self.totals, &feasible, rank),
+                TieBreak::Rank(rank) => select_by_rank(&self.totals, &feasible, rank),
             };
-            feasible[best]
+            state.node(feasible[best])
         };
+        self.feasible = feasible;
+        self.cached_out = cached_out;
         // Reserve.
         for &i in &profile.reserves {
             let p = profile.plugin(i);
@@ -915,7 +942,6 @@ impl Scheduler {
                     .reserve(&mut self.cycle, state, pod, &chosen, rng)
             {
                 let id = chosen.id;
-                drop(feasible);
                 self.unreserve(pod, id);
                 return Err(ScheduleError::Failed {
                     phase: "Reserve",
@@ -928,7 +954,6 @@ impl Scheduler {
             None if pod.gpu == GpuRequest::None => Vec::new(),
             None => {
                 let id = chosen.id;
-                drop(feasible);
                 self.unreserve(pod, id);
                 return Err(ScheduleError::Failed {
                     phase: "Reserve",
@@ -1000,6 +1025,19 @@ pub fn select_host_by_rank(totals: &[i64], nodes: &[NodeInfo<'_>], rank: &[u32])
     best
 }
 
+/// [`select_host_by_rank`] over node ids.
+fn select_by_rank(totals: &[i64], nodes: &[NodeId], rank: &[u32]) -> usize {
+    let mut best = 0;
+    for i in 1..totals.len() {
+        if totals[i] > totals[best]
+            || (totals[i] == totals[best] && rank[nodes[i].index()] < rank[nodes[best].index()])
+        {
+            best = i;
+        }
+    }
+    best
+}
+
 /// Index of the highest total, ties broken uniformly at random (the same distribution
 /// as kube-scheduler's reservoir sampling in `selectHost`, with one draw).
 ///
@@ -1038,4 +1076,34 @@ impl ShapeCaches {
             shapes.len() - 1
         })
     }
+}
+
+/// Evaluates node `n` (`info`) for the cache `c`: the first node-local filter that
+/// rejects it, or its raw node-local scores.
+fn refresh(
+    profile: &Profile,
+    columns: &[usize],
+    c: &mut ShapeCache,
+    n: usize,
+    cycle: &CycleState,
+    pod: &Pod,
+    info: &NodeInfo<'_>,
+) {
+    let rejected = profile.filters.iter().position(|&i| {
+        profile
+            .plugin(i)
+            .as_filter()
+            .expect("indexed")
+            .filter(cycle, pod, info)
+            .is_err()
+    });
+    c.verdict[n] = rejected.map_or(FEASIBLE, |f| f as u16);
+    if c.verdict[n] == FEASIBLE {
+        let width = columns.len();
+        for (j, &pos) in columns.iter().enumerate() {
+            let plugin = profile.plugin(profile.scores[pos]);
+            c.raw[n * width + j] = plugin.as_score().expect("indexed").score(cycle, pod, info);
+        }
+    }
+    c.versions[n] = info.state.version;
 }

@@ -486,6 +486,8 @@ pub struct AssumeError {
 pub struct ClusterState {
     cluster: Arc<Cluster>,
     nodes: Vec<NodeState>,
+    /// `nodes[i].version`, dense, for scans that only ask what changed.
+    versions: Vec<u64>,
     bound: HashMap<PodId, Bound>,
     gpu_used_milli: u64,
     gpu_memory_used_mib: u64,
@@ -495,10 +497,12 @@ pub struct ClusterState {
 impl ClusterState {
     /// An empty cluster.
     pub fn new(cluster: Arc<Cluster>) -> Self {
-        let nodes = cluster.nodes().iter().map(NodeState::empty).collect();
+        let nodes: Vec<NodeState> = cluster.nodes().iter().map(NodeState::empty).collect();
+        let versions = nodes.iter().map(|n| n.version).collect();
         ClusterState {
             cluster,
             nodes,
+            versions,
             bound: HashMap::new(),
             gpu_used_milli: 0,
             gpu_memory_used_mib: 0,
@@ -550,6 +554,11 @@ impl ClusterState {
                 node,
                 state,
             })
+    }
+
+    /// Every node's [`NodeState::version`], by node index.
+    pub fn versions(&self) -> &[u64] {
+        &self.versions
     }
 
     /// Allocated compute over the cluster, milli-GPU.
@@ -663,6 +672,7 @@ impl ClusterState {
             why,
         })?;
         self.nodes[i].take(node, pod, &placement);
+        self.versions[i] = self.nodes[i].version;
         self.account(&placement, 1);
         if pod.gpu != GpuRequest::None {
             self.gpu_pods += 1;
@@ -684,6 +694,7 @@ impl ClusterState {
         let b = self.bound.remove(&id)?;
         let i = b.placement.node.index();
         self.nodes[i].give_back(&self.cluster.nodes()[i], &b.pod, &b.placement);
+        self.versions[i] = self.nodes[i].version;
         self.account(&b.placement, -1);
         if b.pod.gpu != GpuRequest::None {
             self.gpu_pods -= 1;
