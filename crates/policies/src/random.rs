@@ -1,11 +1,13 @@
 //! Random: a uniformly random feasible node, and a random fitting GPU for a share.
 //!
-//! As in the FGD paper's simulator, the node is drawn once at PreScore; Score then gives
-//! it 100 and every other node 0.
+//! As in the FGD paper's simulator, the node is drawn once at PreScore and ends with
+//! 100, every other node with 0. The raw Score is 0 everywhere (so it is node-local and
+//! the scheduler may reuse it); NormalizeScore, which runs every cycle, reads the draw
+//! once and gives the drawn node 100.
 
 use mlplane_model::Pod;
 use mlplane_sched::{
-    CycleState, NodeId, NodeInfo, Plugin, PreScorePlugin, ScorePlugin, Status, MAX_NODE_SCORE,
+    CycleState, NodeId, NodeInfo, NodeScore, Plugin, PreScorePlugin, ScorePlugin, Status, MAX_NODE_SCORE,
     MIN_NODE_SCORE,
 };
 use rand::{Rng, RngCore};
@@ -19,6 +21,9 @@ pub struct RandomScore;
 impl Plugin for RandomScore {
     fn name(&self) -> &'static str {
         "RandomScore"
+    }
+    fn node_local(&self) -> bool {
+        true
     }
     fn as_pre_score(&self) -> Option<&dyn PreScorePlugin> {
         Some(self)
@@ -43,11 +48,18 @@ impl PreScorePlugin for RandomScore {
 }
 
 impl ScorePlugin for RandomScore {
-    fn score(&self, cycle: &CycleState, _: &Pod, node: &NodeInfo<'_>) -> i64 {
-        if cycle.read::<NodeId>(KEY) == Some(&node.id) {
-            MAX_NODE_SCORE
-        } else {
-            MIN_NODE_SCORE
+    fn score(&self, _: &CycleState, _: &Pod, _: &NodeInfo<'_>) -> i64 {
+        MIN_NODE_SCORE
+    }
+
+    fn normalize(&self, cycle: &CycleState, _: &Pod, scores: &mut [NodeScore]) {
+        let drawn = cycle.read::<NodeId>(KEY).copied();
+        for s in scores {
+            s.score = if Some(s.node) == drawn {
+                MAX_NODE_SCORE
+            } else {
+                MIN_NODE_SCORE
+            };
         }
     }
 }

@@ -834,7 +834,7 @@ fn fgd_evaluate_cannot_hold() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Random: the node drawn at PreScore gets 100, every other node 0.
+// Random: the node drawn at PreScore ends with 100, every other node 0.
 
 /// Wraps RandomScore (its PreScore draw and its Score) and logs the scores it gives.
 struct Recording {
@@ -868,9 +868,15 @@ impl PreScorePlugin for Recording {
 
 impl ScorePlugin for Recording {
     fn score(&self, cycle: &CycleState, pod: &Pod, node: &NodeInfo<'_>) -> i64 {
-        let s = self.inner.score(cycle, pod, node);
-        self.log.lock().unwrap().push((node.id, s));
-        s
+        self.inner.score(cycle, pod, node)
+    }
+    /// Logs the scores as they end, after RandomScore's NormalizeScore.
+    fn normalize(&self, cycle: &CycleState, pod: &Pod, scores: &mut [NodeScore]) {
+        self.inner.normalize(cycle, pod, scores);
+        self.log
+            .lock()
+            .unwrap()
+            .extend(scores.iter().map(|s| (s.node, s.score)));
     }
 }
 

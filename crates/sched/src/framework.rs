@@ -452,6 +452,11 @@ impl Profile {
         &self.name
     }
 
+    /// The plugins with their weights, in the order they were added.
+    pub fn plugins(&self) -> impl Iterator<Item = (&Arc<dyn Plugin>, i64)> {
+        self.plugins.iter().map(|(p, w)| (p, *w))
+    }
+
     /// True if `a` goes before `b` in the queue: the QueueSort plugin's order, else
     /// higher priority first, then earlier creation (kube's PrioritySort).
     pub fn queue_less(&self, a: &Pod, b: &Pod) -> bool {
