@@ -92,7 +92,12 @@ proptest! {
                 let cached = profile(policy, &ctx, &cluster);
                 let plain = full_scan(&cached);
                 let mut a = Scheduler::new(cached).with_tie_break(tie.clone());
-                let mut b = Scheduler::new(plain).with_tie_break(tie);
+                let mut b = Scheduler::new(plain).with_tie_break(tie.clone());
+                let mut c = Scheduler::new(profile(policy, &ctx, &cluster))
+                    .with_tie_break(tie)
+                    .full_scan();
+                let mut sc = ClusterState::new(cluster.clone());
+                let mut rc = ChaCha8Rng::seed_from_u64(seed);
                 let (mut sa, mut sb) = (ClusterState::new(cluster.clone()), ClusterState::new(cluster.clone()));
                 let (mut ra, mut rb) = (ChaCha8Rng::seed_from_u64(seed), ChaCha8Rng::seed_from_u64(seed));
                 let mut live = Vec::new();
@@ -101,6 +106,8 @@ proptest! {
                         Event::Arrive(pod) => {
                             let x = a.schedule(&mut sa, pod, &mut ra);
                             let y = b.schedule(&mut sb, pod, &mut rb);
+                            let z = c.schedule(&mut sc, pod, &mut rc);
+                            prop_assert_eq!(&y, &z, "full_scan() is the plain scan");
                             match (&x, &y) {
                                 (Ok(p), Ok(q)) => prop_assert_eq!(p, q, "{} {:?}", policy, pod),
                                 (Err(e), Err(f)) => prop_assert_eq!(e.to_string(), f.to_string()),
@@ -113,6 +120,7 @@ proptest! {
                         Event::Depart(k) if !live.is_empty() => {
                             let id = live.remove(k % live.len());
                             prop_assert!(sa.forget(id).is_some() && sb.forget(id).is_some());
+                            prop_assert!(sc.forget(id).is_some());
                         }
                         Event::Depart(_) => {}
                     }

@@ -580,6 +580,15 @@ impl Scheduler {
         }
     }
 
+    /// This scheduler without its per-shape cache: every node is filtered and scored in
+    /// every cycle (the plain full scan, for benchmarks and cross-checks; the results
+    /// are the same).
+    pub fn full_scan(mut self) -> Self {
+        self.cache.enabled = false;
+        self.cache.columns.clear();
+        self
+    }
+
     /// Sets how ties between best nodes are broken.
     pub fn with_tie_break(mut self, tie_break: TieBreak) -> Self {
         self.tie_break = tie_break;

@@ -7,7 +7,9 @@
 //! `Scheduler::evaluate` call (the whole cycle through Reserve, then Unreserve) for the
 //! next pod of the workload, without committing it.
 //!
-//! A second group, `committed/...`, makes each decision real: the pod is assumed into
+//! A second group, `full-scan/...`, runs the same decisions with the scheduler's
+//! per-shape cache off (every node filtered and scored every cycle: the old cost).
+//! A third group, `committed/...`, makes each decision real: the pod is assumed into
 //! the state (one node changes) and forgotten again.
 //!
 //! Run: `cargo bench -p mlplane-sim --bench decisions`.
@@ -79,6 +81,25 @@ fn bench(c: &mut Criterion) {
         for policy in Policy::ALL {
             let mut sched = Scheduler::new(profile(policy, exp.context(), exp.cluster()))
                 .with_tie_break(TieBreak::Rank(exp.node_order(42)));
+            let mut rng = ChaCha8Rng::seed_from_u64(7);
+            let mut i = 0;
+            g.bench_function(BenchmarkId::from_parameter(policy.name()), |b| {
+                b.iter(|| {
+                    let pod = &next[i % next.len()];
+                    i += 1;
+                    let _ = std::hint::black_box(sched.evaluate(&state, pod, &mut rng));
+                })
+            });
+        }
+        g.finish();
+        // The plain full scan (the scheduler without its shape cache), as before.
+        let mut g = c.benchmark_group(format!("full-scan/{source}-{label}-{nodes}-nodes"));
+        g.throughput(Throughput::Elements(1));
+        g.sample_size(if times == 1 { 30 } else { 10 });
+        for policy in Policy::ALL {
+            let mut sched = Scheduler::new(profile(policy, exp.context(), exp.cluster()))
+                .with_tie_break(TieBreak::Rank(exp.node_order(42)))
+                .full_scan();
             let mut rng = ChaCha8Rng::seed_from_u64(7);
             let mut i = 0;
             g.bench_function(BenchmarkId::from_parameter(policy.name()), |b| {

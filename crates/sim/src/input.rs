@@ -163,9 +163,16 @@ mod tests {
             "built-in synthetic (400 nodes; generator seed 1)"
         );
         assert_eq!(input.nodes_source, input.label);
+        // Pod ids are fresh per pod; the rest is the generator's output for the seed.
+        let (cluster, pods) = synth::default_input(DEFAULT_INPUT_SEED);
+        assert_eq!(input.cluster, cluster);
+        let no_id = |p: &Pod| Pod {
+            id: mlplane_model::PodId(0),
+            ..p.clone()
+        };
         assert_eq!(
-            (input.cluster, input.pods),
-            synth::default_input(DEFAULT_INPUT_SEED)
+            input.pods.iter().map(no_id).collect::<Vec<_>>(),
+            pods.iter().map(no_id).collect::<Vec<_>>()
         );
     }
 

@@ -54,7 +54,7 @@ impl Study {
 mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, Node, NodeGpus, Pod};
+    use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, Node, Pod};
 
     use super::*;
     use crate::sharing::StudyOptions;
@@ -62,14 +62,8 @@ mod tests {
     /// The CLI test's small input: 6 GPUs; a (1 GPU), b (a 500-milli share), c (CPU
     /// only), d (2 GPUs).
     fn small() -> (Cluster, Vec<Pod>) {
-        let node = |name: &str, gpus: u8| Node {
-            name: name.into(),
-            cpu_milli: 64000,
-            memory_mib: 262144,
-            gpus: Some(NodeGpus {
-                model: GpuModelId(0),
-                count: gpus,
-            }),
+        let node = |name: &str, gpus: u8| {
+            Node::new(name, 64000, 262144).with_gpus(GpuModelId(0), gpus, 0)
         };
         let c = Cluster::new(
             vec![GpuModel {
@@ -81,7 +75,7 @@ mod tests {
         .unwrap();
         let pods = vec![
             Pod::new("a", 8000, 16384, GpuRequest::Whole(1)),
-            Pod::new("b", 4000, 8192, GpuRequest::Shared(500)),
+            Pod::new("b", 4000, 8192, GpuRequest::Milli(500)),
             Pod::new("c", 4000, 8192, GpuRequest::None),
             Pod::new("d", 16000, 32768, GpuRequest::Whole(2)),
         ];
