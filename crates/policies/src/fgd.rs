@@ -14,15 +14,21 @@
 //! **Score** of placing the pod on node `n`: with `Δ = F(n) − F(n')` (`n'` = the node
 //! after placement), `⌊100 · sigmoid(Δ / 1000)⌋`. For a GPU share every GPU that fits is
 //! tried and the best (lowest index on ties) is kept; the Reserve step picks that GPU.
-//! Whole GPUs go to the lowest-indexed free GPUs.
+//! Whole GPUs go to the lowest-indexed idle GPUs.
+//!
+//! FGD measures in milli-GPU on whole GPUs (the paper's nodes: device `i` is GPU `i`,
+//! fractional or exclusive). A memory share, a named device resource (MIG), or a node
+//! with MIG or replicated devices is outside that measure: such placements score 0 and
+//! get best-fit devices at Reserve (FGD measured in GPU memory handles them).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use mlplane_model::{GpuModelId, GpuRequest, ModelSet, Pod, GPU_MILLI, MAX_GPUS_PER_NODE};
-use mlplane_sched::plugins::first_free_gpus;
+use mlplane_model::{GpuModelId, GpuRequest, ModelSet, Pod, Sharing, GPU_MILLI, MAX_GPUS_PER_NODE};
+use mlplane_sched::plugins::{select_grants, GpuSelectMode};
 use mlplane_sched::{
-    ClusterState, CycleState, GpuSet, NodeInfo, Placement, Plugin, ReservePlugin, ScorePlugin,
+    charge, ClusterState, CycleState, GpuSet, NodeInfo, Placement, Plugin, ReservePlugin,
+    ScorePlugin,
     Status, MAX_NODE_SCORE,
 };
 use rand::RngCore;
@@ -340,6 +346,18 @@ impl FgdScore {
     /// node's GPUs cannot hold the request.
     pub fn evaluate(&self, pod: &Pod, node: &NodeInfo<'_>) -> Option<(i64, GpuSet)> {
         let st = node.state;
+        // FGD measures whole GPUs in milli-GPU: nodes whose device i is GPU i, whole and
+        // unreplicated (the FGD paper's nodes). Elsewhere, and for memory shares and
+        // named devices, it does not apply.
+        let whole_gpus = node.node.devices.iter().enumerate().all(|(i, d)| {
+            usize::from(d.gpu) == i
+                && d.mig.is_none()
+                && d.resource == mlplane_model::ResourceId::GPU
+                && matches!(d.sharing, Sharing::Fractional | Sharing::Exclusive)
+        });
+        if !whole_gpus && pod.gpu != GpuRequest::None {
+            return None;
+        }
         let model = node.node.gpu_model();
         let before = self.current_fragmentation(node);
         let cpu_after = st.cpu_free_milli.saturating_sub(pod.cpu_milli);
@@ -350,7 +368,10 @@ impl FgdScore {
             GpuRequest::Milli(m) => {
                 let mut best: Option<(i64, usize)> = None;
                 for i in 0..n {
-                    if st.gpu_free_milli[i] < m {
+                    let d = &node.node.devices[i];
+                    let fits = charge(d, pod.gpu, false)
+                        .is_some_and(|c| st.devices[i].can_take(d, c, false));
+                    if !fits {
                         continue;
                     }
                     // GPUs with the same free milli give the same result.
@@ -367,8 +388,17 @@ impl FgdScore {
                 }
                 best.map(|(s, i)| (s, GpuSet::single(i)))
             }
-            GpuRequest::Whole(k) | GpuRequest::Devices { count: k, .. } => {
-                let set = first_free_gpus(st, k)?;
+            GpuRequest::Whole(k) => {
+                // The lowest-indexed idle GPUs.
+                let mut set = GpuSet::empty();
+                for i in (0..n).filter(|&i| st.devices[i].is_idle()) {
+                    if set.len() < usize::from(k) {
+                        set.insert(i);
+                    }
+                }
+                if set.len() < usize::from(k) {
+                    return None;
+                }
                 for i in set.iter() {
                     after[i] = 0;
                 }
@@ -379,8 +409,8 @@ impl FgdScore {
                 let f = self.typical.fragmentation(model, cpu_after, &after[..n]);
                 Some((fgd_score(before - f), GpuSet::empty()))
             }
-            // A memory share is FGDMemory's to place.
-            GpuRequest::Memory { .. } => None,
+            // Memory shares and named devices: not measured in milli-GPU.
+            GpuRequest::Memory { .. } | GpuRequest::Devices { .. } => None,
         }
     }
 }
@@ -407,28 +437,28 @@ impl ScorePlugin for FgdScore {
 }
 
 impl ReservePlugin for FgdScore {
+    /// The GPUs FGD chose, or, where FGD does not apply (see [`FgdScore::evaluate`]),
+    /// best-fit devices.
     fn reserve(
         &self,
         cycle: &mut CycleState,
-        _: &ClusterState,
+        state: &ClusterState,
         pod: &Pod,
         node: &NodeInfo<'_>,
-        _: &mut dyn RngCore,
+        rng: &mut dyn RngCore,
     ) -> Result<(), Status> {
-        let placement = self
-            .evaluate(pod, node)
-            .and_then(|(_, g)| Placement::on_gpus(node.id, node.node, pod.gpu, g));
-        match placement {
-            Some(p) => {
-                cycle.set_grants(p.grants);
+        let grants = match self.evaluate(pod, node) {
+            Some((_, g)) => Placement::on_gpus(node.id, node.node, pod.gpu, g).map(|p| p.grants),
+            None => select_grants(state, node, pod.gpu, GpuSelectMode::BestFit, rng),
+        };
+        match grants {
+            Some(g) => {
+                cycle.set_grants(g);
                 Ok(())
             }
             None => Err(Status::error(
                 self.name(),
-                format!(
-                    "no whole-GPU devices for {} on node {:?} (FGD in milli-GPU places whole GPUs and milli shares on nodes whose device i is GPU i)",
-                    pod.gpu, node.node.name
-                ),
+                format!("no devices for {} on node {:?}", pod.gpu, node.node.name),
             )),
         }
     }

@@ -133,6 +133,24 @@ proptest! {
         }
     }
 
+    /// Every policy on clusters of every device mode (fractional, exclusive,
+    /// time-sliced with and without `failRequestsGreaterThanOne` and renamed, MPS, MIG
+    /// and time-sliced MIG) with pods of every request kind (whole GPUs, milli and
+    /// memory shares, MIG instances, the renamed resource) and random departures: the
+    /// same invariants, each refusal checked by brute force.
+    #[test]
+    fn every_policy_keeps_the_invariants_on_every_device_mode(
+        cluster in arb_mixed_cluster(),
+        events in arb_any_events(30),
+        seed in any::<u64>(),
+    ) {
+        for policy in Policy::ALL {
+            for tb in tie_breaks(cluster.nodes().len(), seed) {
+                run(policy, tb, &cluster, &events, seed);
+            }
+        }
+    }
+
     /// The same placements for the same seed: a cycle is deterministic (under both
     /// tie-breaks).
     #[test]

@@ -311,6 +311,116 @@ fn check_schedule(cluster: Arc<Cluster>, events: Vec<Event>, mode: GpuSelectMode
     }
 }
 
+/// One attempt on a mixed cluster: a pod, a node, device indices, a replica per grant,
+/// whether to charge one MiB too much, or a departure.
+type MixedOp = (Pod, u32, Vec<usize>, u16, bool, Option<usize>);
+
+fn arb_mixed_ops() -> impl Strategy<Value = Vec<MixedOp>> {
+    prop::collection::vec(
+        (
+            arb_any_pod(),
+            0u32..6,
+            prop::collection::vec(0usize..10, 0..4),
+            0u16..5,
+            prop::bool::weighted(0.1),
+            prop::option::weighted(0.15, any::<usize>()),
+        ),
+        1..40,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(8 * CASES))]
+
+    /// On clusters of every device mode, `assume` accepts exactly the placements the
+    /// independent model calls valid (random devices, replicas and charges, some
+    /// right, most wrong), refuses the rest unchanged, and `forget` gives everything
+    /// back: usage is recounted after every step.
+    #[test]
+    fn assume_agrees_with_the_model_on_every_device_mode(
+        cluster in arb_mixed_cluster(),
+        ops in arb_mixed_ops(),
+    ) {
+        let mut st = ClusterState::new(cluster.clone());
+        let mut live: Vec<(Pod, Placement)> = Vec::new();
+        for (mut pod, node, idx, replica, over, depart) in ops {
+            // Smaller pods than the scheduler tests', so that devices, not CPU, decide.
+            pod.cpu_milli /= 4;
+            pod.memory_mib /= 4;
+            if let Some(k) = depart {
+                if !live.is_empty() {
+                    let (pod, p) = live.remove(k % live.len());
+                    let b = st.forget(pod.id).expect("live pods are bound");
+                    prop_assert_eq!((b.pod, b.placement), (pod, p));
+                }
+                check_state(&st, &live);
+                continue;
+            }
+            // Mostly devices that can serve the request, at their lowest free replica
+            // (per the model), so that many attempts are valid; `idx` picks which.
+            let node = node % cluster.nodes().len() as u32;
+            let nd = &cluster.nodes()[node as usize];
+            let u = usage(&cluster, &live);
+            let want_count = match pod.gpu {
+                GpuRequest::None => 0,
+                GpuRequest::Whole(n) | GpuRequest::Devices { count: n, .. } => usize::from(n),
+                _ => 1,
+            };
+            let multi = want_count > 1;
+            let serving: Vec<usize> = (0..nd.devices.len())
+                .filter(|&d| expected_charge(&nd.devices[d], pod.gpu, multi).is_some())
+                .collect();
+            let all: Vec<usize> = (0..nd.devices.len().max(1)).collect();
+            let pool = if serving.is_empty() { &all } else { &serving };
+            let chosen: Vec<usize> = if replica == 4 && over {
+                idx.clone() // any devices, any count
+            } else {
+                (0..want_count)
+                    .map(|j| pool[(idx.get(j).copied().unwrap_or(j) + j) % pool.len()])
+                    .collect()
+            };
+            let mut p = placement(&cluster, node, pod.gpu, &chosen);
+            for g in &mut p.grants {
+                let Some(d) = nd.devices.get(usize::from(g.device)) else {
+                    continue;
+                };
+                let held = u
+                    .held
+                    .get(node as usize)
+                    .and_then(|h| h.get(usize::from(g.device)))
+                    .cloned()
+                    .unwrap_or_default();
+                g.replica = match d.sharing {
+                    mlplane_model::Sharing::TimeSliced { replicas, .. }
+                    | mlplane_model::Sharing::Mps { replicas }
+                        if replica < 3 =>
+                    {
+                        (0..replicas).find(|r| !held.contains(r)).unwrap_or(replicas)
+                    }
+                    // A replica already held, where there is one: must be refused.
+                    _ if replica == 3 && !held.is_empty() => held[0],
+                    _ if replica < 3 => 0,
+                    _ => replica,
+                };
+                if over && replica != 4 {
+                    g.memory_mib += 1;
+                }
+            }
+            let want = valid(&cluster, &usage(&cluster, &live), &pod, &p);
+            let before: Vec<u64> = st.versions().to_vec();
+            let got = st.assume(&pod, p.clone());
+            prop_assert_eq!(got.is_ok(), want.is_ok(), "{:?} {:?}: model says {:?}, assume says {:?}", pod, p, want, got);
+            if got.is_ok() {
+                live.push((pod, p));
+            } else {
+                prop_assert_eq!(st.versions(), &before[..], "a refusal changed nothing");
+            }
+            check_state(&st, &live);
+        }
+    }
+
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(CASES))]
 
