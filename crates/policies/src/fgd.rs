@@ -28,8 +28,7 @@ use mlplane_model::{GpuModelId, GpuRequest, ModelSet, Pod, Sharing, GPU_MILLI, M
 use mlplane_sched::plugins::{select_grants, GpuSelectMode};
 use mlplane_sched::{
     charge, ClusterState, CycleState, GpuSet, NodeInfo, Placement, Plugin, ReservePlugin,
-    ScorePlugin,
-    Status, MAX_NODE_SCORE,
+    ScorePlugin, Status, MAX_NODE_SCORE,
 };
 use rand::RngCore;
 

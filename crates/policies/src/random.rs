@@ -7,8 +7,8 @@
 
 use mlplane_model::Pod;
 use mlplane_sched::{
-    CycleState, NodeId, NodeInfo, NodeScore, Plugin, PreScorePlugin, ScorePlugin, Status, MAX_NODE_SCORE,
-    MIN_NODE_SCORE,
+    CycleState, NodeId, NodeInfo, NodeScore, Plugin, PreScorePlugin, ScorePlugin, Status,
+    MAX_NODE_SCORE, MIN_NODE_SCORE,
 };
 use rand::{Rng, RngCore};
 

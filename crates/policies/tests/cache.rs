@@ -61,9 +61,10 @@ impl Plugin for Opaque {
 }
 
 fn full_scan(p: &Profile) -> Profile {
-    p.plugins().fold(Profile::new(p.name()), |acc, (plugin, w)| {
-        acc.with(Arc::new(Opaque(plugin.clone())), w)
-    })
+    p.plugins()
+        .fold(Profile::new(p.name()), |acc, (plugin, w)| {
+            acc.with(Arc::new(Opaque(plugin.clone())), w)
+        })
 }
 
 proptest! {

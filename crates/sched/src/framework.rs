@@ -879,11 +879,12 @@ impl Scheduler {
             let infos: Vec<NodeInfo<'_>> = feasible.iter().map(|&n| state.node(n)).collect();
             for &i in &profile.pre_scores {
                 let p = profile.plugin(i);
-                match p
-                    .as_pre_score()
-                    .expect("indexed")
-                    .pre_score(&mut self.cycle, pod, &infos, rng)
-                {
+                match p.as_pre_score().expect("indexed").pre_score(
+                    &mut self.cycle,
+                    pod,
+                    &infos,
+                    rng,
+                ) {
                     Ok(()) => {}
                     Err(s) if s.code == Code::Skip => skipped.push(p.name()),
                     Err(status) => {

@@ -121,7 +121,9 @@ pub fn expected_charge(d: &Device, req: GpuRequest, multi: bool) -> Option<(u64,
 
 /// True if a grant of `d` for `req` must find it idle.
 fn whole_device(d: &Device, req: GpuRequest, multi: bool) -> bool {
-    multi || (matches!(req, GpuRequest::Whole(_) | GpuRequest::Devices { .. }) && replicas(d).is_none())
+    multi
+        || (matches!(req, GpuRequest::Whole(_) | GpuRequest::Devices { .. })
+            && replicas(d).is_none())
 }
 
 /// The placement of `req` on devices `idx` of node `node`, with the charges of the model
@@ -255,7 +257,16 @@ pub fn valid(
         let Some((mib, milli)) = expected_charge(d, pod.gpu, multi) else {
             return Err("device cannot serve the request");
         };
-        if multi && (matches!(d.sharing, Sharing::Mps { .. }) || matches!(d.sharing, Sharing::TimeSliced { fail_multi: true, .. })) {
+        if multi
+            && (matches!(d.sharing, Sharing::Mps { .. })
+                || matches!(
+                    d.sharing,
+                    Sharing::TimeSliced {
+                        fail_multi: true,
+                        ..
+                    }
+                ))
+        {
             return Err("failRequestsGreaterThanOne");
         }
         if (g.memory_mib, g.compute_milli) != (mib, milli) {
@@ -316,7 +327,9 @@ pub fn fits_node(cluster: &Cluster, u: &Usage, pod: &Pod, i: usize) -> bool {
     (0u32..1 << devices)
         .filter(|s| s.count_ones() as usize == count(pod.gpu))
         .any(|s| {
-            let idx: Vec<usize> = (0..devices as usize).filter(|g| s & (1 << g) != 0).collect();
+            let idx: Vec<usize> = (0..devices as usize)
+                .filter(|g| s & (1 << g) != 0)
+                .collect();
             let p = placement_at_free_replicas(cluster, u, i, pod.gpu, &idx);
             valid(cluster, u, pod, &p).is_ok()
         })
@@ -348,23 +361,38 @@ pub fn check_state(state: &ClusterState, live: &[(Pod, Placement)]) {
             "node {i} mem"
         );
         assert_eq!(st.devices.len(), u.gpu[i].len(), "node {i} device count");
-        let physical = node.devices.iter().map(|d| usize::from(d.gpu) + 1).max().unwrap_or(0);
+        let physical = node
+            .devices
+            .iter()
+            .map(|d| usize::from(d.gpu) + 1)
+            .max()
+            .unwrap_or(0);
         assert_eq!(st.gpus().len(), physical, "node {i} GPU count");
         let mut free_per_gpu = vec![0u64; physical];
         for (g, d) in node.devices.iter().enumerate() {
             let (used, mem_used, grants) = (u.gpu[i][g], u.gpu_mem[i][g], u.grants[i][g]);
-            assert!(used <= u64::from(d.compute_milli), "node {i} device {g}: {used} milli used");
+            assert!(
+                used <= u64::from(d.compute_milli),
+                "node {i} device {g}: {used} milli used"
+            );
             assert!(
                 mem_used <= d.memory_mib,
                 "node {i} device {g}: {mem_used} of {} MiB used",
                 d.memory_mib
             );
             if let Some(r) = replicas(d) {
-                assert!(grants <= u32::from(r), "node {i} device {g}: {grants} of {r} replicas");
+                assert!(
+                    grants <= u32::from(r),
+                    "node {i} device {g}: {grants} of {r} replicas"
+                );
                 let mut h = u.held[i][g].clone();
                 h.sort_unstable();
                 h.dedup();
-                assert_eq!(h.len(), u.held[i][g].len(), "node {i} device {g}: a replica held twice");
+                assert_eq!(
+                    h.len(),
+                    u.held[i][g].len(),
+                    "node {i} device {g}: a replica held twice"
+                );
             }
             if d.sharing == Sharing::Exclusive {
                 assert!(grants <= 1, "node {i} device {g}: exclusive device shared");
@@ -562,27 +590,40 @@ fn gpus_of(kind: u8, count: u8, replicas: u16, fail_multi: bool, renamed: bool) 
     let mut out = Vec::new();
     for g in 0..count {
         match kind {
-            1 => out.push(Device { memory_mib: T4_MIB, ..mk(g, Sharing::Fractional, 0) }),
+            1 => out.push(Device {
+                memory_mib: T4_MIB,
+                ..mk(g, Sharing::Fractional, 0)
+            }),
             2 => out.push(mk(g, Sharing::Exclusive, 0)),
             3 => out.push(mk(
                 g,
-                Sharing::TimeSliced { replicas, fail_multi },
+                Sharing::TimeSliced {
+                    replicas,
+                    fail_multi,
+                },
                 if renamed { 3 } else { 0 },
             )),
             4 => out.push(mk(g, Sharing::Mps { replicas }, 0)),
             _ => {
                 // MIG: two 1g.10gb instances (time-sliced when `renamed`) and one
                 // 3g.40gb, as on an A100-80GB.
-                let inst = |start: u8, profile: &str, res: u16, mem: u64, milli: u32, sharing| Device {
-                    gpu: g,
-                    mig: Some(MigInstance { profile: profile.into(), start }),
-                    resource: ResourceId(res),
-                    memory_mib: mem,
-                    compute_milli: milli,
-                    sharing,
-                };
+                let inst =
+                    |start: u8, profile: &str, res: u16, mem: u64, milli: u32, sharing| Device {
+                        gpu: g,
+                        mig: Some(MigInstance {
+                            profile: profile.into(),
+                            start,
+                        }),
+                        resource: ResourceId(res),
+                        memory_mib: mem,
+                        compute_milli: milli,
+                        sharing,
+                    };
                 let small = if renamed {
-                    Sharing::TimeSliced { replicas: 2, fail_multi }
+                    Sharing::TimeSliced {
+                        replicas: 2,
+                        fail_multi,
+                    }
                 } else {
                     Sharing::Exclusive
                 };
@@ -600,8 +641,19 @@ fn gpus_of(kind: u8, count: u8, replicas: u16, fail_multi: bool, renamed: bool) 
 /// maybe renamed), MPS or MIG A100s).
 pub fn arb_mixed_node() -> impl Strategy<Value = (u64, u64, u8, u8, u16, bool, bool, u32)> {
     let max_pods = prop_oneof![4 => Just(DEFAULT_MAX_PODS), 1 => 1u32..=3];
-    (1u64..=64, 1u64..=64, 0u8..=5, 1u8..=3, 2u16..=4, any::<bool>(), any::<bool>(), max_pods)
-        .prop_map(|(c, m, kind, n, r, fm, ren, pods)| (c * 1000, m * 1024, kind, n, r, fm, ren, pods))
+    (
+        1u64..=64,
+        1u64..=64,
+        0u8..=5,
+        1u8..=3,
+        2u16..=4,
+        any::<bool>(),
+        any::<bool>(),
+        max_pods,
+    )
+        .prop_map(|(c, m, kind, n, r, fm, ren, pods)| {
+            (c * 1000, m * 1024, kind, n, r, fm, ren, pods)
+        })
 }
 
 /// A cluster of 1..=5 nodes of every device mode.

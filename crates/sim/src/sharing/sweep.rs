@@ -62,9 +62,8 @@ mod tests {
     /// The CLI test's small input: 6 GPUs; a (1 GPU), b (a 500-milli share), c (CPU
     /// only), d (2 GPUs).
     fn small() -> (Cluster, Vec<Pod>) {
-        let node = |name: &str, gpus: u8| {
-            Node::new(name, 64000, 262144).with_gpus(GpuModelId(0), gpus, 0)
-        };
+        let node =
+            |name: &str, gpus: u8| Node::new(name, 64000, 262144).with_gpus(GpuModelId(0), gpus, 0);
         let c = Cluster::new(
             vec![GpuModel {
                 name: "T4".into(),
