@@ -663,14 +663,15 @@ impl Scheduler {
         }
         // Filter.
         let mut feasible: Vec<NodeInfo<'a>> = Vec::with_capacity(state.len());
+        // The filters resolved once per cycle, not once per node.
+        let filters: Vec<&dyn FilterPlugin> = profile
+            .filters
+            .iter()
+            .map(|&i| profile.plugin(i).as_filter().expect("indexed"))
+            .collect();
         let mut visit = |info: NodeInfo<'a>| {
-            for &i in &profile.filters {
-                if let Err(s) = profile
-                    .plugin(i)
-                    .as_filter()
-                    .expect("indexed")
-                    .filter(&self.cycle, pod, &info)
-                {
+            for f in &filters {
+                if let Err(s) = f.filter(&self.cycle, pod, &info) {
                     self.statuses.push((info.id, s));
                     return;
                 }

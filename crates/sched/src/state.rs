@@ -150,6 +150,7 @@ impl Placement {
 /// `req` cannot use `d` at all: another resource, a share on an exclusive device, a
 /// share larger than the device or its MPS slot. `multi` is true for a request of more
 /// than one device, which takes each device whole.
+#[inline]
 pub fn charge(d: &Device, req: GpuRequest, multi: bool) -> Option<Charge> {
     let whole = (d.memory_mib, d.compute_milli);
     let fits = |c: Charge| c.0 <= d.memory_mib && c.1 <= d.compute_milli;
@@ -192,6 +193,7 @@ pub fn charge(d: &Device, req: GpuRequest, multi: bool) -> Option<Charge> {
 
 /// True if a grant of `d` for `req` needs the device idle: a count request on an
 /// exclusive or fractional device, or any request for several devices.
+#[inline]
 pub fn needs_idle(d: &Device, req: GpuRequest, multi: bool) -> bool {
     multi || (req.resource().is_some() && !d.sharing.is_replicated())
 }
@@ -211,26 +213,31 @@ pub struct DeviceState {
 
 impl DeviceState {
     /// True if replica `r` is held.
+    #[inline]
     pub fn holds(&self, r: u16) -> bool {
         r < 128 && self.held & (1 << r) != 0
     }
 
     /// True if nothing is charged.
+    #[inline]
     pub fn is_idle(&self) -> bool {
         self.grants == 0
     }
 
     /// Free memory of `d` in MiB.
+    #[inline]
     pub fn memory_free(&self, d: &Device) -> u64 {
         d.memory_mib - self.memory_used_mib
     }
 
     /// Free compute of `d` in milli-GPU.
+    #[inline]
     pub fn compute_free(&self, d: &Device) -> u32 {
         d.compute_milli - self.compute_used_milli
     }
 
     /// Free replicas of `d` (`u16::MAX` for a fractional device).
+    #[inline]
     pub fn replicas_free(&self, d: &Device) -> u16 {
         d.sharing
             .replicas()
@@ -251,6 +258,7 @@ impl DeviceState {
 
     /// True if a grant of `c` fits: a free replica, memory and compute, and the device
     /// idle when `whole`.
+    #[inline]
     pub fn can_take(&self, d: &Device, c: Charge, whole: bool) -> bool {
         self.replicas_free(d) > 0
             && self.memory_used_mib + c.0 <= d.memory_mib
