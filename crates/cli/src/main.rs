@@ -336,7 +336,7 @@ fn sharing_study(args: SimulateArgs) -> Result<()> {
             .collect::<Result<_>>()?
     };
     let policy =
-        mlplane_share::sched::SharePolicy::parse(&args.share_policy).with_context(|| {
+        mlplane_sim::sharing::SharePolicy::parse(&args.share_policy).with_context(|| {
             format!(
                 "--share-policy: unknown policy {:?} (known: random, bestfit, leastallocated, fgd)",
                 args.share_policy

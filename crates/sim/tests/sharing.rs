@@ -21,19 +21,11 @@
 //! that fits a share on a shared GPU, and 5 in whole (one GPU per pod, 4 GPUs exist:
 //! one pod is refused even then).
 
-use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, Node, NodeGpus, Pod};
+use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, Node, Pod};
 use mlplane_sim::sharing::{SharingMode, Study, StudyOptions};
 
 fn study() -> Study {
-    let node = |name: &str| Node {
-        name: name.into(),
-        cpu_milli: 64_000,
-        memory_mib: 262_144,
-        gpus: Some(NodeGpus {
-            model: GpuModelId(0),
-            count: 1,
-        }),
-    };
+    let node = |name: &str| Node::new(name, 64_000, 262_144).with_gpus(GpuModelId(0), 1, 0);
     let cluster = Cluster::new(
         vec![GpuModel {
             name: "A10".into(),
@@ -48,7 +40,7 @@ fn study() -> Study {
             format!("share{i}"),
             1000,
             4096,
-            GpuRequest::Shared(250),
+            GpuRequest::Milli(250),
         ));
     }
     Study::new(&cluster, pods, StudyOptions::default()).unwrap()
@@ -129,17 +121,10 @@ fn the_advice_is_a_mig_parted_file_the_config_reader_accepts() {
             name: "H100-80GB".into(),
             memory_mib: None,
         }],
-        vec![Node {
-            name: "x".into(),
-            cpu_milli: 1000,
-            memory_mib: 1024,
-            gpus: Some(NodeGpus {
-                model: GpuModelId(0),
-                count: 1,
-            }),
-        }],
+        vec![Node::new("x", 1000, 1024).with_gpus(GpuModelId(0), 1, 0)],
     )
     .unwrap();
-    let plan = parsed.resolve(&c).unwrap();
-    assert_eq!(plan.devices(0).len(), 4);
+    let resolved = parsed.resolve(&c).unwrap();
+    assert_eq!(resolved.nodes()[0].devices.len(), 4);
+    assert!(resolved.resource_id("nvidia.com/mig-1g.20gb").is_some());
 }
