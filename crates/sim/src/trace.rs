@@ -465,7 +465,8 @@ mod tests {
         assert_eq!(c.model_name(GpuModelId(1)), "G2");
         assert_eq!(c.models()[0].memory_mib, Some(16280));
         assert_eq!(c.models()[1].memory_mib, None);
-        assert_eq!(c.nodes()[2].gpus, None);
+        assert!(c.nodes()[2].devices.is_empty());
+        assert_eq!(c.nodes()[2].gpu_model(), None);
     }
 
     #[test]
