@@ -134,8 +134,7 @@ impl SelectorRequirement {
                 let [want] = self.values.as_slice() else {
                     return false;
                 };
-                let (Ok(want), Some(Ok(have))) =
-                    (want.parse::<i64>(), v.map(|v| v.parse::<i64>()))
+                let (Ok(want), Some(Ok(have))) = (want.parse::<i64>(), v.map(|v| v.parse::<i64>()))
                 else {
                     return false;
                 };
@@ -237,7 +236,10 @@ mod tests {
         assert!(!req("missing", In, &["a"]).matches(&l));
         assert!(!req("zone", NotIn, &["a"]).matches(&l));
         assert!(req("zone", NotIn, &["b"]).matches(&l));
-        assert!(req("missing", NotIn, &["b"]).matches(&l), "NotIn matches an absent label");
+        assert!(
+            req("missing", NotIn, &["b"]).matches(&l),
+            "NotIn matches an absent label"
+        );
         assert!(req("zone", Exists, &[]).matches(&l));
         assert!(!req("missing", Exists, &[]).matches(&l));
         assert!(req("missing", DoesNotExist, &[]).matches(&l));
@@ -246,10 +248,22 @@ mod tests {
         assert!(!req("gpus", Gt, &["8"]).matches(&l), "Gt is strict");
         assert!(req("gpus", Lt, &["9"]).matches(&l));
         assert!(!req("gpus", Lt, &["8"]).matches(&l), "Lt is strict");
-        assert!(!req("zone", Gt, &["1"]).matches(&l), "a label that is not an integer");
-        assert!(!req("gpus", Gt, &["x"]).matches(&l), "a value that is not an integer");
-        assert!(!req("gpus", Gt, &["1", "2"]).matches(&l), "Gt takes one value");
-        assert!(!req("missing", Lt, &["9"]).matches(&l), "Lt needs the label");
+        assert!(
+            !req("zone", Gt, &["1"]).matches(&l),
+            "a label that is not an integer"
+        );
+        assert!(
+            !req("gpus", Gt, &["x"]).matches(&l),
+            "a value that is not an integer"
+        );
+        assert!(
+            !req("gpus", Gt, &["1", "2"]).matches(&l),
+            "Gt takes one value"
+        );
+        assert!(
+            !req("missing", Lt, &["9"]).matches(&l),
+            "Lt needs the label"
+        );
     }
 
     #[test]
@@ -264,7 +278,10 @@ mod tests {
         };
         assert!(both.matches(&l));
         assert!(!wrong.matches(&l), "the requirements of a term are ANDed");
-        assert!(!SelectorTerm::default().matches(&l), "an empty term matches nothing");
+        assert!(
+            !SelectorTerm::default().matches(&l),
+            "an empty term matches nothing"
+        );
         let aff = RequiredAffinity {
             terms: vec![wrong.clone(), both],
         };

@@ -492,7 +492,10 @@ impl Cluster {
                     });
                 }
                 if usize::from(d.resource.0) >= resources.len() {
-                    return Err(bad(format!("a device names unknown resource #{}", d.resource.0)));
+                    return Err(bad(format!(
+                        "a device names unknown resource #{}",
+                        d.resource.0
+                    )));
                 }
                 if let Some(r) = d.sharing.replicas() {
                     if d.sharing.is_replicated() && !(2..=MAX_REPLICAS).contains(&r) {

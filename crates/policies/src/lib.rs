@@ -180,10 +180,12 @@ pub fn registry() -> Registry {
     });
     r.register("GpuClusteringScore", move |i| {
         Ok(Arc::new(gpu_clustering::GpuClusteringScore::new(&ctx(
-            i.cluster,
+            i.cluster
         ))))
     });
-    r.register("GpuPackingScore", |_| Ok(Arc::new(gpu_packing::GpuPackingScore)));
+    r.register("GpuPackingScore", |_| {
+        Ok(Arc::new(gpu_packing::GpuPackingScore))
+    });
     r.register("BestFitScore", move |i| {
         Ok(Arc::new(best_fit::BestFitScore::new(&ctx(i.cluster))))
     });

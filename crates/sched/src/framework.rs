@@ -218,8 +218,7 @@ pub trait BindPlugin: Plugin {
     ///
     /// # Errors
     /// [`Code::Skip`] to let the next bind plugin bind; anything else is a failure.
-    fn bind(&self, cycle: &mut CycleState, pod: &Pod, placement: &Placement)
-        -> Result<(), Status>;
+    fn bind(&self, cycle: &mut CycleState, pod: &Pod, placement: &Placement) -> Result<(), Status>;
 }
 
 /// Per-cycle scratch state that plugins write and later plugins read, keyed by name
@@ -284,8 +283,10 @@ impl Diagnosis {
                 *counts.entry(r.as_str()).or_default() += 1;
             }
         }
-        let mut v: Vec<(String, usize)> =
-            counts.into_iter().map(|(r, n)| (r.to_string(), n)).collect();
+        let mut v: Vec<(String, usize)> = counts
+            .into_iter()
+            .map(|(r, n)| (r.to_string(), n))
+            .collect();
         v.sort_by_cached_key(|(r, n)| format!("{n} {r}"));
         v
     }
@@ -561,7 +562,11 @@ impl Scheduler {
         };
         for &i in &self.profile.permits {
             let p = self.profile.plugins[i].0.clone();
-            match p.as_permit().expect("indexed").permit(&mut self.cycle, pod, &placement) {
+            match p
+                .as_permit()
+                .expect("indexed")
+                .permit(&mut self.cycle, pod, &placement)
+            {
                 Permit::Allow => {}
                 Permit::Reject(status) => return fail(self, state, "Permit", status),
                 Permit::Wait { timeout_s } => {
@@ -576,7 +581,11 @@ impl Scheduler {
         }
         for &i in &self.profile.binds {
             let p = self.profile.plugins[i].0.clone();
-            match p.as_bind().expect("indexed").bind(&mut self.cycle, pod, &placement) {
+            match p
+                .as_bind()
+                .expect("indexed")
+                .bind(&mut self.cycle, pod, &placement)
+            {
                 Ok(()) => break,
                 Err(s) if s.code == Code::Skip => continue,
                 Err(status) => return fail(self, state, "Bind", status),
@@ -701,7 +710,10 @@ impl Scheduler {
                     } else {
                         out.push((
                             id,
-                            Status::unresolvable("", "node(s) didn't satisfy plugin(s) at PreFilter"),
+                            Status::unresolvable(
+                                "",
+                                "node(s) didn't satisfy plugin(s) at PreFilter",
+                            ),
                         ));
                     }
                 }
@@ -823,11 +835,12 @@ impl Scheduler {
         let mut msgs = Vec::new();
         for &i in &self.profile.post_filters {
             let p = self.profile.plugin(i);
-            match p
-                .as_post_filter()
-                .expect("indexed")
-                .post_filter(&mut self.cycle, state, pod, &diagnosis)
-            {
+            match p.as_post_filter().expect("indexed").post_filter(
+                &mut self.cycle,
+                state,
+                pod,
+                &diagnosis,
+            ) {
                 Ok(Some(n)) => {
                     nominated = Some(n);
                     break;

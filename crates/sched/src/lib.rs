@@ -58,7 +58,7 @@ pub use framework::{
 };
 pub use registry::{FactoryInput, PluginArgs, PluginRef, ProfileConfig, ProfileError, Registry};
 pub use state::{
-    charge, AssumeError, Bound, Charge, ClusterState, DeviceState, Grant, GpuSet, NodeId,
-    NodeInfo, NodeState, Placement,
+    charge, AssumeError, Bound, Charge, ClusterState, DeviceState, GpuSet, Grant, NodeId, NodeInfo,
+    NodeState, Placement,
 };
 pub use status::{Code, Reason, Status};

@@ -33,8 +33,7 @@ use crate::framework::{
     MAX_NODE_SCORE,
 };
 use crate::state::{
-    device_candidates, device_fit, ClusterState, DeviceRefusal, Grant, GpuSet, NodeInfo,
-    NodeState,
+    device_candidates, device_fit, ClusterState, DeviceRefusal, GpuSet, Grant, NodeInfo, NodeState,
 };
 use crate::status::{Reason, Status};
 
@@ -111,7 +110,10 @@ impl FilterPlugin for NodeUnschedulable {
         if tolerated(&pod.tolerations, &taint) {
             Ok(())
         } else {
-            Err(Status::unresolvable(self.name(), "node(s) were unschedulable"))
+            Err(Status::unresolvable(
+                self.name(),
+                "node(s) were unschedulable",
+            ))
         }
     }
 }
@@ -156,7 +158,8 @@ impl ScorePlugin for TaintToleration {
             .filter(|t| t.effect == TaintEffect::PreferNoSchedule)
             .filter(|t| {
                 !pod.tolerations.iter().any(|tol| {
-                    tol.effect.is_none_or(|e| e == TaintEffect::PreferNoSchedule)
+                    tol.effect
+                        .is_none_or(|e| e == TaintEffect::PreferNoSchedule)
                         && tol.tolerates(t)
                 })
             })

@@ -41,16 +41,16 @@ impl FactoryInput<'_> {
     pub fn args<T: Any + Send + Sync>(&self) -> Result<Option<&T>, String> {
         match self.args {
             None => Ok(None),
-            Some(a) => a.downcast_ref::<T>().map(Some).ok_or_else(|| {
-                format!("pluginConfig args must be {}", std::any::type_name::<T>())
-            }),
+            Some(a) => a
+                .downcast_ref::<T>()
+                .map(Some)
+                .ok_or_else(|| format!("pluginConfig args must be {}", std::any::type_name::<T>())),
         }
     }
 }
 
 /// Makes a plugin from its arguments.
-pub type Factory =
-    Arc<dyn Fn(&FactoryInput<'_>) -> Result<Arc<dyn Plugin>, String> + Send + Sync>;
+pub type Factory = Arc<dyn Fn(&FactoryInput<'_>) -> Result<Arc<dyn Plugin>, String> + Send + Sync>;
 
 /// Plugin factories by name.
 #[derive(Clone, Default)]
@@ -90,10 +90,7 @@ impl Registry {
     pub fn register(
         &mut self,
         name: &'static str,
-        factory: impl Fn(&FactoryInput<'_>) -> Result<Arc<dyn Plugin>, String>
-            + Send
-            + Sync
-            + 'static,
+        factory: impl Fn(&FactoryInput<'_>) -> Result<Arc<dyn Plugin>, String> + Send + Sync + 'static,
     ) {
         self.factories.insert(name, Arc::new(factory));
     }
@@ -109,7 +106,11 @@ impl Registry {
     /// [`ProfileError`] for an unknown plugin name (in `plugins`, `disabled` or
     /// `plugin_config`), a weight below 1, a plugin listed twice, arguments for a
     /// plugin the profile does not enable, or a factory's refusal of its arguments.
-    pub fn build(&self, config: &ProfileConfig, cluster: &Cluster) -> Result<Profile, ProfileError> {
+    pub fn build(
+        &self,
+        config: &ProfileConfig,
+        cluster: &Cluster,
+    ) -> Result<Profile, ProfileError> {
         let err = |field: String, why: String| ProfileError {
             profile: config.name.clone(),
             field,
@@ -249,7 +250,11 @@ impl fmt::Debug for ProfileConfig {
             .field("disabled", &self.disabled)
             .field(
                 "plugin_config",
-                &self.plugin_config.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+                &self
+                    .plugin_config
+                    .iter()
+                    .map(|(n, _)| n)
+                    .collect::<Vec<_>>(),
             )
             .finish()
     }

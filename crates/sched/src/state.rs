@@ -382,7 +382,11 @@ impl NodeState {
         self.cpu_free_milli -= pod.cpu_milli;
         self.memory_free_mib -= pod.memory_mib;
         for (r, amount) in &pod.extended {
-            let k = node.extended.iter().position(|(q, _)| q == r).expect("checked");
+            let k = node
+                .extended
+                .iter()
+                .position(|(q, _)| q == r)
+                .expect("checked");
             self.extended_used[k] += amount;
         }
         for g in &placement.grants {
@@ -408,7 +412,11 @@ impl NodeState {
         self.cpu_free_milli += pod.cpu_milli;
         self.memory_free_mib += pod.memory_mib;
         for (r, amount) in &pod.extended {
-            let k = node.extended.iter().position(|(q, _)| q == r).expect("checked");
+            let k = node
+                .extended
+                .iter()
+                .position(|(q, _)| q == r)
+                .expect("checked");
             self.extended_used[k] -= amount;
         }
         for g in &placement.grants {
@@ -650,12 +658,10 @@ impl ClusterState {
                 why: "no such node".into(),
             });
         };
-        check(&self.cluster, node, &self.nodes[i], pod, &placement).map_err(|why| {
-            AssumeError {
-                pod: pod.name.clone(),
-                node: node.name.clone(),
-                why,
-            }
+        check(&self.cluster, node, &self.nodes[i], pod, &placement).map_err(|why| AssumeError {
+            pod: pod.name.clone(),
+            node: node.name.clone(),
+            why,
         })?;
         if self.bound.contains_key(&pod.id) {
             return Err(AssumeError {
@@ -695,7 +701,10 @@ impl ClusterState {
 
     fn account(&mut self, placement: &Placement, sign: i64) {
         for g in &placement.grants {
-            let (m, c) = (g.memory_mib as i64 * sign, i64::from(g.compute_milli) * sign);
+            let (m, c) = (
+                g.memory_mib as i64 * sign,
+                i64::from(g.compute_milli) * sign,
+            );
             self.gpu_memory_used_mib = (self.gpu_memory_used_mib as i64 + m) as u64;
             self.gpu_used_milli = (self.gpu_used_milli as i64 + c) as u64;
         }
@@ -893,7 +902,8 @@ fn check(
                 g.device,
                 s.memory_free(d),
                 s.compute_free(d),
-                s.replicas_free(d).min(d.sharing.replicas().unwrap_or(u16::MAX)),
+                s.replicas_free(d)
+                    .min(d.sharing.replicas().unwrap_or(u16::MAX)),
                 if whole && !s.is_idle() {
                     ", in use and needed idle"
                 } else {

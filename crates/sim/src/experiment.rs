@@ -309,9 +309,7 @@ mod tests {
                 memory_mib: None,
             }],
             (0..2)
-                .map(|i| {
-                    Node::new(format!("n{i}"), 64000, 262144).with_gpus(GpuModelId(0), 2, 0)
-                })
+                .map(|i| Node::new(format!("n{i}"), 64000, 262144).with_gpus(GpuModelId(0), 2, 0))
                 .collect(),
         )
         .unwrap();

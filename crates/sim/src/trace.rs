@@ -352,7 +352,11 @@ pub fn parse_nodes(path: &Path, text: &str) -> Result<Cluster, TraceError> {
                         models.len() - 1
                     }
                 };
-                Some((GpuModelId(id as u16), n as u8, models[id].memory_mib.unwrap_or(0)))
+                Some((
+                    GpuModelId(id as u16),
+                    n as u8,
+                    models[id].memory_mib.unwrap_or(0),
+                ))
             }
         };
         let mut node = Node::new(name, cpu_milli, memory_mib).with_max_pods(TRACE_MAX_PODS);
