@@ -226,7 +226,7 @@ fn sharing_study(args: SimulateArgs) -> Result<()> {
     let spec = args.sharing.as_deref().unwrap_or("whole,config");
     let modes = sharing::parse_modes(spec, custom.is_some()).context("--sharing")?;
     let policy =
-        mlplane_share::sched::SharePolicy::parse(&args.share_policy).with_context(|| {
+        mlplane_sim::sharing::SharePolicy::parse(&args.share_policy).with_context(|| {
             format!(
                 "--share-policy: unknown policy {:?} (known: random, bestfit, leastallocated, fgd)",
                 args.share_policy

@@ -19,6 +19,7 @@ pub mod fgd;
 pub mod gpu_clustering;
 pub mod gpu_packing;
 pub mod kube;
+pub mod memory;
 pub mod random;
 
 use std::fmt;
@@ -200,6 +201,7 @@ pub fn registry() -> Registry {
     r.register("NodeResourcesMostAllocated", |_| {
         Ok(Arc::new(kube::NodeResourcesScore::most_allocated()))
     });
+    memory::register_memory(&mut r);
     r
 }
 

@@ -1,5 +1,6 @@
 //! The sharing configuration: which nodes share their GPUs and how, in the terms of
-//! the NVIDIA device plugin and nvidia-mig-parted, resolved to a device table per node.
+//! the NVIDIA device plugin and nvidia-mig-parted, resolved to a cluster whose nodes carry
+//! their devices (`mlplane_model::Device`).
 //!
 //! The file is YAML:
 //!
@@ -51,8 +52,10 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::catalog::{place_geometry, Catalog, GpuSpec};
-use crate::{Device, Plan, ShareMode};
-use mlplane_model::Cluster;
+use mlplane_model::{
+    Cluster, Device, GpuModel, MigInstance, ResourceId, Sharing as ModelSharing, GPU_RESOURCE,
+    MAX_REPLICAS,
+};
 
 /// A configuration error: the field path (`nodeGroups[1].sharing.timeSlicing.resources[0].replicas`)
 /// and what was expected.
@@ -296,20 +299,31 @@ impl SharingConfig {
         Ok(c)
     }
 
-    /// Resolves the configuration against a cluster: the device table of every node.
+    /// Resolves the configuration against a cluster: the same cluster (models, node
+    /// names, CPU, memory, constraints) with every GPU node's devices as the device
+    /// plugin would advertise them, each a [`Device`] of the catalogue's memory and
+    /// compute: whole GPUs ([`ModelSharing::Exclusive`]), MIG instances (with their
+    /// [`MigInstance`] profile and first memory slice), time-sliced or MPS devices
+    /// ([`ModelSharing::TimeSliced`] with `failRequestsGreaterThanOne`,
+    /// [`ModelSharing::Mps`]).
+    /// Resource names (`nvidia.com/mig-1g.10gb`, `nvidia.com/gpu.shared`) are interned
+    /// in the new cluster's resource table after the input's own. A GPU model whose
+    /// memory the input does not know gets the catalogue's.
     ///
     /// # Errors
     /// [`ConfigError`] naming the field: a GPU model missing from the catalogue,
-    /// `replicas` below 2, an unknown MIG config or profile, a geometry that does not
-    /// fit a GPU, MIG on a model without it, a `single` strategy over mixed profiles,
-    /// MPS on MIG instances, a replicated resource name that is not a GPU resource.
-    pub fn resolve(&self, cluster: &Cluster) -> Result<Plan, ConfigError> {
+    /// `replicas` outside `2..=MAX_REPLICAS`, an unknown MIG config or profile, a
+    /// geometry that does not fit a GPU, MIG on a model without it, a `single` strategy
+    /// over mixed profiles, MPS on MIG instances, a replicated resource name that is
+    /// not a GPU resource.
+    pub fn resolve(&self, cluster: &Cluster) -> Result<Cluster, ConfigError> {
         let catalog = self.catalog()?;
         self.check_groups()?;
-        let mut plan = Plan::new(catalog.clone());
+        let mut names = Names(cluster.resources().to_vec());
+        let mut nodes = Vec::with_capacity(cluster.nodes().len());
         for node in cluster.nodes() {
             let (Some(model_id), count) = (node.gpu_model(), node.gpu_count()) else {
-                plan.push_node(Vec::new());
+                nodes.push(node.clone());
                 continue;
             };
             let model = cluster.model_name(model_id);
@@ -331,12 +345,23 @@ impl SharingConfig {
             let devices = match group {
                 None => whole_gpus(spec, count),
                 Some((gi, grp)) => {
-                    self.group_devices(gi, grp, spec, count, &node.name, &mut plan)?
+                    self.group_devices(gi, grp, spec, count, &node.name, &mut names)?
                 }
             };
-            plan.push_node(devices);
+            nodes.push(node.clone().with_devices(model_id, devices));
         }
-        Ok(plan)
+        let models = cluster
+            .models()
+            .iter()
+            .map(|m| GpuModel {
+                name: m.name.clone(),
+                memory_mib: m
+                    .memory_mib
+                    .or_else(|| catalog.get(&m.name).map(|s| s.memory_mib)),
+            })
+            .collect();
+        Cluster::with_resources(models, names.0, nodes)
+            .map_err(|e| err("(resolved cluster)", e.to_string()))
     }
 
     fn check_groups(&self) -> Result<(), ConfigError> {
@@ -380,8 +405,11 @@ impl SharingConfig {
                             format!("must be at least 2, got {}", res.replicas),
                         ));
                     }
-                    if res.replicas > u32::from(u16::MAX) {
-                        return Err(err(format!("{f}.replicas"), "must be at most 65535"));
+                    if res.replicas > u32::from(MAX_REPLICAS) {
+                        return Err(err(
+                            format!("{f}.replicas"),
+                            format!("must be at most {MAX_REPLICAS}, got {}", res.replicas),
+                        ));
                     }
                     if res.name != "nvidia.com/gpu" && !res.name.starts_with("nvidia.com/mig-") {
                         return Err(err(
@@ -416,7 +444,7 @@ impl SharingConfig {
         spec: &GpuSpec,
         count: u8,
         node: &str,
-        plan: &mut Plan,
+        names: &mut Names,
     ) -> Result<Vec<Device>, ConfigError> {
         let base = format!("nodeGroups[{gi}]");
         let mut devices = Vec::new();
@@ -455,43 +483,35 @@ impl SharingConfig {
                                     }
                                 }
                                 single_profile = Some(p.name.clone());
-                                "nvidia.com/gpu".to_string()
+                                GPU_RESOURCE.to_string()
                             }
                             _ => p.resource(),
                         };
                         devices.push(Device {
                             gpu,
-                            mig: Some((inst.profile as u16, inst.start)),
-                            resource: plan.intern(&resource),
+                            mig: Some(MigInstance {
+                                profile: p.name.clone(),
+                                start: inst.start,
+                            }),
+                            resource: names.intern(&resource),
                             memory_mib: p.memory_mib,
                             compute_milli: p.compute_milli(),
-                            replicas: 1,
-                            mode: ShareMode::Exclusive,
-                            fail_multi: false,
+                            sharing: ModelSharing::Exclusive,
                         });
                     }
                 }
-                _ => devices.push(Device {
-                    gpu,
-                    mig: None,
-                    resource: plan.intern("nvidia.com/gpu"),
-                    memory_mib: spec.memory_mib,
-                    compute_milli: 1000,
-                    replicas: 1,
-                    mode: ShareMode::Exclusive,
-                    fail_multi: false,
-                }),
+                _ => devices.push(Device::exclusive(gpu, spec.memory_mib)),
             }
         }
         // Replicate what the sharing block names.
         if let Some(sh) = &grp.sharing {
-            let (r, mode) = match (&sh.time_slicing, &sh.mps) {
-                (Some(r), _) => (r, ShareMode::TimeSliced),
-                (None, Some(r)) => (r, ShareMode::Mps),
+            let (r, mps) = match (&sh.time_slicing, &sh.mps) {
+                (Some(r), _) => (r, false),
+                (None, Some(r)) => (r, true),
                 (None, None) => return Ok(devices),
             };
             for d in &mut devices {
-                let name = plan.resource_name(d.resource).to_string();
+                let name = names.name(d.resource).to_string();
                 let Some(res) = r.resources.iter().find(|x| x.name == name) else {
                     continue;
                 };
@@ -500,29 +520,45 @@ impl SharingConfig {
                     (None, true) => format!("{name}.shared"),
                     (None, false) => name,
                 };
-                d.resource = plan.intern(&advertised);
-                d.replicas = res.replicas as u16;
-                d.mode = mode;
-                d.fail_multi = mode == ShareMode::Mps || r.fail_requests_greater_than_one;
+                d.resource = names.intern(&advertised);
+                // check_groups keeps replicas in 2..=MAX_REPLICAS.
+                let replicas = res.replicas as u16;
+                d.sharing = if mps {
+                    ModelSharing::Mps { replicas }
+                } else {
+                    ModelSharing::TimeSliced {
+                        replicas,
+                        fail_multi: r.fail_requests_greater_than_one,
+                    }
+                };
             }
         }
         Ok(devices)
     }
 }
 
+/// The resource name table of the cluster being resolved.
+struct Names(Vec<String>);
+
+impl Names {
+    /// The id of `name`, adding it if new.
+    fn intern(&mut self, name: &str) -> ResourceId {
+        if let Some(i) = self.0.iter().position(|r| r == name) {
+            return ResourceId(i as u16);
+        }
+        self.0.push(name.to_string());
+        ResourceId((self.0.len() - 1) as u16)
+    }
+
+    fn name(&self, id: ResourceId) -> &str {
+        &self.0[usize::from(id.0)]
+    }
+}
+
 /// `count` whole, unshared GPUs of `spec` (a node in no group).
 fn whole_gpus(spec: &GpuSpec, count: u8) -> Vec<Device> {
     (0..count)
-        .map(|gpu| Device {
-            gpu,
-            mig: None,
-            resource: crate::ResourceId(0),
-            memory_mib: spec.memory_mib,
-            compute_milli: 1000,
-            replicas: 1,
-            mode: ShareMode::Exclusive,
-            fail_multi: false,
-        })
+        .map(|gpu| Device::exclusive(gpu, spec.memory_mib))
         .collect()
 }
 

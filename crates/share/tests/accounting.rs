@@ -1,27 +1,29 @@
-//! The accounting rules of GPU sharing, each a test, plus bad configuration errors.
+//! The accounting rules of GPU sharing, each a test against the one cluster state
+//! (`mlplane_sched::ClusterState`) and the default filters, on clusters resolved from
+//! sharing configurations; plus bad configuration errors.
 
 use std::sync::Arc;
 
-use mlplane_model::{Cluster, GpuModel, GpuModelId, Node};
+use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, Node, Pod, Sharing, MAX_REPLICAS};
+use mlplane_sched::plugins::{default_filters, GpuSelectMode, GpuSelector, NodeResourcesFit};
+use mlplane_sched::{
+    ClusterState, CycleState, FilterPlugin, Grant, NodeId, Placement, Profile, Scheduler,
+};
 use mlplane_share::config::SharingConfig;
-use mlplane_share::sched::{SharePolicy, ShareScheduler, Typical};
-use mlplane_share::state::{Refusal, ShareState};
-use mlplane_share::{Grant, Plan, SharePlacement, SharePod, ShareRequest};
+use mlplane_share::device_id;
 use rand::SeedableRng;
 
-/// A cluster of `nodes` (name, model, GPU count), 64 cores and 256 GiB each.
-fn cluster(nodes: &[(&str, &str, u8)]) -> Arc<Cluster> {
+/// A cluster of `nodes` (name, model, GPU count), 64 cores and 256 GiB each, its GPUs
+/// not yet resolved.
+fn cluster(nodes: &[(&str, &str, u8)]) -> Cluster {
     let mut models: Vec<String> = nodes.iter().map(|n| n.1.to_string()).collect();
     models.sort();
     models.dedup();
     let ns = nodes
         .iter()
         .map(|(name, model, count)| {
-            Node::new(name.to_string(), 64_000, 262_144).with_gpus(
-                GpuModelId(models.iter().position(|m| m == model).unwrap() as u16),
-                *count,
-                0,
-            )
+            let m = GpuModelId(models.iter().position(|x| x == model).unwrap() as u16);
+            Node::new(*name, 64_000, 262_144).with_gpus(m, *count, 0)
         })
         .collect();
     let models = models
@@ -31,10 +33,11 @@ fn cluster(nodes: &[(&str, &str, u8)]) -> Arc<Cluster> {
             memory_mib: None,
         })
         .collect();
-    Arc::new(Cluster::new(models, ns).unwrap())
+    Cluster::new(models, ns).unwrap()
 }
 
-fn plan(cfg: &str, c: &Cluster) -> Arc<Plan> {
+/// `c` resolved by the configuration `cfg`.
+fn plan(cfg: &str, c: &Cluster) -> Arc<Cluster> {
     Arc::new(
         SharingConfig::parse(cfg, "test.yaml")
             .unwrap()
@@ -43,36 +46,58 @@ fn plan(cfg: &str, c: &Cluster) -> Arc<Plan> {
     )
 }
 
-fn pod(name: &str, gpu: ShareRequest) -> SharePod {
-    SharePod {
-        name: name.into(),
-        cpu_milli: 1000,
-        memory_mib: 1024,
-        gpu,
-    }
+/// `c` with whole, unshared GPUs.
+fn whole(c: &Cluster) -> Arc<Cluster> {
+    Arc::new(mlplane_share::whole(c).unwrap())
 }
 
-fn gpus(plan: &Plan, resource: &str, count: u8) -> ShareRequest {
-    ShareRequest::Devices {
-        resource: plan.resource(resource).expect("resource"),
+fn pod(name: &str, gpu: GpuRequest) -> Pod {
+    Pod::new(name, 1000, 1024, gpu)
+}
+
+/// `count` of `resource` (`nvidia.com/gpu: n` is `GpuRequest::Whole(n)`).
+fn gpus(c: &Cluster, resource: &str, count: u8) -> GpuRequest {
+    if resource == "nvidia.com/gpu" {
+        return GpuRequest::Whole(count);
+    }
+    GpuRequest::Devices {
+        resource: c.resource_id(resource).expect("resource"),
         count,
     }
 }
 
-fn mem(mib: u64) -> ShareRequest {
-    ShareRequest::Memory {
+fn mem(mib: u64) -> GpuRequest {
+    GpuRequest::Memory {
         mib,
         compute_milli: 0,
     }
 }
 
-/// Schedules and assumes `pod`; returns the placement or the refusal text.
-fn place(state: &mut ShareState, p: &SharePod) -> Result<SharePlacement, String> {
-    let s = ShareScheduler::new(SharePolicy::BestFit, Typical::default(), Vec::new());
+/// The physical GPU of each grant of `pl`.
+fn gpus_of(st: &ClusterState, pl: &Placement) -> Vec<u8> {
+    let node = &st.cluster().nodes()[pl.node.index()];
+    pl.grants
+        .iter()
+        .map(|g| node.devices[usize::from(g.device)].gpu)
+        .collect()
+}
+
+/// The device-plugin ID of the first grant of `pl`.
+fn id_of(st: &ClusterState, pl: &Placement) -> String {
+    let node = &st.cluster().nodes()[pl.node.index()];
+    device_id(node, pl.grants[0].device, pl.grants[0].replica)
+}
+
+/// Schedules and assumes `pod` with the default filters and the BestFit-memory device
+/// allocator; returns the placement or the refusal text.
+fn place(state: &mut ClusterState, p: &Pod) -> Result<Placement, String> {
+    let profile = Profile::new("accounting")
+        .with_all(default_filters(state.cluster()))
+        .with(Arc::new(GpuSelector(GpuSelectMode::BestFitMemory)), 1);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-    let pl = s.schedule(state, p, &mut rng).map_err(|e| e.to_string())?;
-    state.assume(p, &pl).map_err(|e| e.to_string())?;
-    Ok(pl)
+    Scheduler::new(profile)
+        .schedule(state, p, &mut rng)
+        .map_err(|e| e.to_string())
 }
 
 const TS_A10: &str = "
@@ -88,32 +113,25 @@ nodeGroups:
 
 #[test]
 fn two_whole_gpus_are_two_distinct_physical_gpus() {
-    let c = cluster(&[("n0", "H100-80GB", 4)]);
-    let p = Arc::new(Plan::whole(&c).unwrap());
-    let mut st = ShareState::new(c.clone(), p.clone());
+    let p = whole(&cluster(&[("n0", "H100-80GB", 4)]));
+    let mut st = ClusterState::new(p.clone());
     for i in 0..2 {
         let pl = place(
             &mut st,
             &pod(&format!("p{i}"), gpus(&p, "nvidia.com/gpu", 2)),
         )
         .unwrap();
-        let devs: Vec<u8> = pl
-            .grants
-            .iter()
-            .map(|g| p.devices(0)[g.device as usize].gpu)
-            .collect();
+        let devs = gpus_of(&st, &pl);
         assert_eq!(devs.len(), 2);
         assert_ne!(devs[0], devs[1]);
     }
     // All four GPUs are taken: a fifth whole GPU is refused.
     let e = place(&mut st, &pod("p9", gpus(&p, "nvidia.com/gpu", 1))).unwrap_err();
-    assert!(e.contains("Insufficient nvidia.com/gpu"), "{e}");
+    assert_eq!(e, "0/1 nodes are available: 1 Insufficient nvidia.com/gpu.");
     // Even when the scheduler is bypassed, assume refuses one GPU twice.
-    let c = cluster(&[("n0", "H100-80GB", 4)]);
-    let p = Arc::new(Plan::whole(&c).unwrap());
-    let mut st = ShareState::new(c, p.clone());
-    let twice = SharePlacement {
-        node: ShareState::node_id(0),
+    let mut st = ClusterState::new(p.clone());
+    let twice = Placement {
+        node: NodeId(0),
         grants: vec![
             Grant {
                 device: 1,
@@ -130,10 +148,15 @@ fn two_whole_gpus_are_two_distinct_physical_gpus() {
         ],
     };
     let e = st
-        .assume(&pod("x", gpus(&p, "nvidia.com/gpu", 2)), &twice)
+        .assume(&pod("x", gpus(&p, "nvidia.com/gpu", 2)), twice)
         .unwrap_err();
     assert!(e.to_string().contains("granted twice"), "{e}");
-    assert_eq!(st.memory_used_mib(), 0, "a refused assume changes nothing");
+    assert_eq!(
+        st.gpu_memory_used_mib(),
+        0,
+        "a refused assume changes nothing"
+    );
+    assert_eq!(st.pod_count(), 0);
 }
 
 #[test]
@@ -141,7 +164,7 @@ fn two_replicas_on_a_time_sliced_node_are_never_one_gpu() {
     // With failRequestsGreaterThanOne (the device plugin's advice), refused with the reason.
     let c = cluster(&[("n0", "A10", 2)]);
     let p = plan(TS_A10, &c);
-    let mut st = ShareState::new(c.clone(), p.clone());
+    let mut st = ClusterState::new(p.clone());
     let e = place(&mut st, &pod("two", gpus(&p, "nvidia.com/gpu", 2))).unwrap_err();
     assert!(e.contains("failRequestsGreaterThanOne"), "{e}");
     // Without it: mapped to two distinct physical GPUs, each taken whole.
@@ -152,20 +175,66 @@ fn two_replicas_on_a_time_sliced_node_are_never_one_gpu() {
         ),
         &c,
     );
-    let mut st = ShareState::new(c, p.clone());
+    let mut st = ClusterState::new(p.clone());
     let pl = place(&mut st, &pod("two", gpus(&p, "nvidia.com/gpu", 2))).unwrap();
-    let g: Vec<u8> = pl
-        .grants
-        .iter()
-        .map(|g| p.devices(0)[g.device as usize].gpu)
-        .collect();
-    assert_eq!(g, [0, 1]);
+    assert_eq!(gpus_of(&st, &pl), [0, 1]);
     assert!(pl
         .grants
         .iter()
         .all(|g| g.memory_mib == 24 * 1024 && g.compute_milli == 1000));
     // Both GPUs are now full: one replica more does not fit.
     assert!(place(&mut st, &pod("one", gpus(&p, "nvidia.com/gpu", 1))).is_err());
+}
+
+#[test]
+fn the_configuration_resolves_to_the_cores_devices() {
+    let c = cluster(&[("n0", "A10", 2), ("n1", "H100-80GB", 1)]);
+    let cfg = format!(
+        "{TS_A10}    models: [A10]\n  - name: mps\n    models: [H100-80GB]\n    sharing:\n      mps:\n        renameByDefault: true\n        resources:\n          - name: nvidia.com/gpu\n            replicas: {MAX_REPLICAS}\n"
+    );
+    let p = plan(&cfg, &c);
+    let a10 = &p.nodes()[0].devices;
+    assert_eq!(a10.len(), 2);
+    for (i, d) in a10.iter().enumerate() {
+        assert_eq!(
+            (
+                d.gpu as usize,
+                d.resource,
+                d.memory_mib,
+                d.compute_milli,
+                d.sharing
+            ),
+            (
+                i,
+                mlplane_model::ResourceId::GPU,
+                24 * 1024,
+                1000,
+                Sharing::TimeSliced {
+                    replicas: 10,
+                    fail_multi: true
+                }
+            )
+        );
+    }
+    let h100 = &p.nodes()[1].devices[0];
+    assert_eq!(
+        h100.sharing,
+        Sharing::Mps {
+            replicas: MAX_REPLICAS
+        }
+    );
+    assert_eq!(p.resource_name(h100.resource), "nvidia.com/gpu.shared");
+    assert_eq!(p.resources(), ["nvidia.com/gpu", "nvidia.com/gpu.shared"]);
+    // The models learn their memory from the catalogue; nodes keep everything else.
+    assert_eq!(p.models()[0].memory_mib, Some(24 * 1024));
+    assert_eq!(p.nodes()[1].cpu_milli, c.nodes()[1].cpu_milli);
+    // Unshared: exclusive whole GPUs.
+    let w = whole(&c);
+    assert!(w
+        .nodes()
+        .iter()
+        .flat_map(|n| &n.devices)
+        .all(|d| d.sharing == Sharing::Exclusive && d.mig.is_none()));
 }
 
 #[test]
@@ -177,15 +246,17 @@ fn gpu_two_on_one_gpu_shared_100_ways_is_infeasible() {
             &format!("failRequestsGreaterThanOne: {fail}"),
         );
         let p = plan(&cfg, &c);
-        let mut st = ShareState::new(c.clone(), p.clone());
-        assert!(
-            place(&mut st, &pod("two", gpus(&p, "nvidia.com/gpu", 2))).is_err(),
-            "fail={fail}"
-        );
+        let mut st = ClusterState::new(p.clone());
+        let e = place(&mut st, &pod("two", gpus(&p, "nvidia.com/gpu", 2))).unwrap_err();
+        let why = if fail == "true" {
+            "failRequestsGreaterThanOne"
+        } else {
+            "Insufficient nvidia.com/gpu"
+        };
+        assert!(e.contains(why), "fail={fail}: {e}");
         // One replica is fine, and its ID carries the plugin's replica suffix.
         let pl = place(&mut st, &pod("one", gpus(&p, "nvidia.com/gpu", 1))).unwrap();
-        let d = &p.devices(0)[pl.grants[0].device as usize];
-        assert_eq!(p.device_id("A10", d, pl.grants[0].replica), "gpu0::0");
+        assert_eq!(id_of(&st, &pl), "gpu0::0");
         // The replica is charged 1/100 of the GPU.
         assert_eq!(pl.grants[0].memory_mib, 24 * 1024 / 100);
     }
@@ -196,26 +267,29 @@ fn memory_is_never_over_committed_however_many_replicas() {
     // A 24 GiB GPU advertised 10 ways: two 12 GiB shares fit, a third is refused.
     let c = cluster(&[("n0", "A10", 1)]);
     let p = plan(TS_A10, &c);
-    let mut st = ShareState::new(c, p.clone());
+    let mut st = ClusterState::new(p.clone());
     place(&mut st, &pod("a", mem(12 * 1024))).unwrap();
     place(&mut st, &pod("b", mem(12 * 1024))).unwrap();
     let e = place(&mut st, &pod("c", mem(12 * 1024))).unwrap_err();
-    assert!(e.contains("Insufficient GPU memory"), "{e}");
+    assert_eq!(
+        e,
+        "0/1 nodes are available: 1 Insufficient mlplane.io/gpu-memory."
+    );
     // Not even a single replica by count (its fair share, 2457 MiB) fits now.
-    assert!(place(&mut st, &pod("d", gpus(&p, "nvidia.com/gpu", 1))).is_err());
-    assert_eq!(st.memory_used_mib(), 24 * 1024);
+    let e = place(&mut st, &pod("d", gpus(&p, "nvidia.com/gpu", 1))).unwrap_err();
+    assert!(e.contains("Insufficient nvidia.com/gpu"), "{e}");
+    assert_eq!(st.gpu_memory_used_mib(), 24 * 1024);
     // A memory share on an unshared GPU is refused: whole GPUs are not split.
-    let c = cluster(&[("n0", "A10", 1)]);
-    let p = Arc::new(Plan::whole(&c).unwrap());
-    let mut st = ShareState::new(c, p);
-    assert!(place(&mut st, &pod("a", mem(1024))).is_err());
+    let mut st = ClusterState::new(whole(&c));
+    let e = place(&mut st, &pod("a", mem(1024))).unwrap_err();
+    assert!(e.contains("Insufficient mlplane.io/gpu-memory"), "{e}");
 }
 
 #[test]
 fn replicas_run_out_before_memory_when_shares_are_small() {
     let c = cluster(&[("n0", "A10", 1)]);
     let p = plan(&TS_A10.replace("replicas: 10", "replicas: 3"), &c);
-    let mut st = ShareState::new(c, p);
+    let mut st = ClusterState::new(p);
     for i in 0..3 {
         place(&mut st, &pod(&format!("p{i}"), mem(1024))).unwrap();
     }
@@ -235,7 +309,7 @@ nodeGroups:
 ";
     let c = cluster(&[("n0", "H100-80GB", 1)]);
     let p = plan(cfg, &c);
-    let mut st = ShareState::new(c, p.clone());
+    let mut st = ClusterState::new(p.clone());
     // A 30 GiB share does not fit a 20 GiB MPS slot.
     assert!(place(&mut st, &pod("big", mem(30 * 1024))).is_err());
     // A 10 GiB share takes a whole 20 GiB slot and 250m.
@@ -268,28 +342,26 @@ fn mig_requests_land_only_on_free_instances_of_their_profile() {
     let c = cluster(&[("n0", "H100-80GB", 2)]);
     let p = plan(MIG, &c);
     // GPU 0: four instances; GPU 1: a whole GPU.
-    assert_eq!(p.devices(0).len(), 5);
-    let mut st = ShareState::new(c, p.clone());
+    assert_eq!(p.nodes()[0].devices.len(), 5);
+    let mut st = ClusterState::new(p.clone());
     let r = gpus(&p, "nvidia.com/mig-1g.10gb", 1);
     let a = place(&mut st, &pod("a", r)).unwrap();
     let b = place(&mut st, &pod("b", r)).unwrap();
-    let ids: Vec<String> = [a, b]
-        .iter()
-        .map(|pl| {
-            let d = &p.devices(0)[pl.grants[0].device as usize];
-            p.device_id("H100-80GB", d, pl.grants[0].replica)
-        })
-        .collect();
+    let ids: Vec<String> = [a, b].iter().map(|pl| id_of(&st, pl)).collect();
     // With the 3g at slice 0 and the 2g at 4, the second 1g would need slice 7, where
     // no 1-slice profile may start; so the geometry is 3g@4, 2g@0, 1g@2, 1g@3.
     assert_eq!(ids, ["gpu0/mig-1g.10gb@2", "gpu0/mig-1g.10gb@3"]);
     // Both 1g instances are used: a third 1g request is refused even though a 2g and
     // a 3g are free and GPU 1 is idle.
     let e = place(&mut st, &pod("c", r)).unwrap_err();
-    assert!(e.contains("Insufficient nvidia.com/mig-1g.10gb"), "{e}");
+    assert_eq!(
+        e,
+        "0/1 nodes are available: 1 Insufficient nvidia.com/mig-1g.10gb."
+    );
     // The whole GPU is still there for nvidia.com/gpu.
     let w = place(&mut st, &pod("w", gpus(&p, "nvidia.com/gpu", 1))).unwrap();
-    assert_eq!(p.devices(0)[w.grants[0].device as usize].gpu, 1);
+    assert_eq!(gpus_of(&st, &w), [1]);
+    assert_eq!(id_of(&st, &w), "gpu1");
 }
 
 #[test]
@@ -312,15 +384,17 @@ nodeGroups:
 ";
     let c = cluster(&[("n0", "H100-80GB", 1)]);
     let p = plan(cfg, &c);
-    let mut st = ShareState::new(c, p.clone());
+    let mut st = ClusterState::new(p.clone());
     let r = gpus(&p, "nvidia.com/mig-3g.40gb", 1);
     let mut ids = Vec::new();
     for i in 0..4 {
         let pl = place(&mut st, &pod(&format!("p{i}"), r)).unwrap();
-        let d = &p.devices(0)[pl.grants[0].device as usize];
-        // Each replica is charged half the instance: 20 GiB, 214m.
-        assert_eq!(pl.grants[0].memory_mib, 20480);
-        ids.push(p.device_id("H100-80GB", d, pl.grants[0].replica));
+        // Each replica is charged half the instance: 20 GiB, 214m (428m / 2).
+        assert_eq!(
+            (pl.grants[0].memory_mib, pl.grants[0].compute_milli),
+            (20480, 214)
+        );
+        ids.push(id_of(&st, &pl));
     }
     ids.sort();
     assert_eq!(
@@ -350,42 +424,47 @@ nodeGroups:
 ";
     let c = cluster(&[("n0", "A100-80GB", 1)]);
     let p = plan(cfg, &c);
-    let mut st = ShareState::new(c, p.clone());
+    let mut st = ClusterState::new(p.clone());
     let pl = place(&mut st, &pod("p", gpus(&p, "nvidia.com/gpu", 3))).unwrap();
     assert_eq!(pl.grants.len(), 3);
     assert!(pl.grants.iter().all(|g| g.memory_mib == 10240));
-    assert!(p.resource("nvidia.com/mig-1g.10gb").is_none());
+    assert!(p.resource_id("nvidia.com/mig-1g.10gb").is_none());
 }
 
 #[test]
 fn refusal_names_the_reasons_per_node_like_kube_scheduler() {
     let c = cluster(&[("n0", "A10", 1), ("n1", "A10", 1), ("n2", "T4", 2)]);
-    let p = Arc::new(Plan::whole(&c).unwrap());
-    let mut st = ShareState::new(c, p.clone());
+    let p = whole(&c);
+    let mut st = ClusterState::new(p.clone());
     // A CPU-only pod holds all of n2's CPU.
-    let hog = SharePod {
-        name: "hog".into(),
-        cpu_milli: 64_000,
-        memory_mib: 0,
-        gpu: ShareRequest::None,
-    };
+    let hog = Pod::new("hog", 64_000, 0, GpuRequest::None);
     st.assume(
         &hog,
-        &SharePlacement {
-            node: ShareState::node_id(2),
+        Placement {
+            node: NodeId(2),
             grants: vec![],
         },
     )
     .unwrap();
+    // kube's histogram, sorted by its text "<count> <reason>".
     let e = place(&mut st, &pod("big", gpus(&p, "nvidia.com/gpu", 2))).unwrap_err();
     assert_eq!(
         e,
-        "0/3 nodes are available: 2 Insufficient nvidia.com/gpu, 1 Insufficient cpu"
+        "0/3 nodes are available: 1 Insufficient cpu, 2 Insufficient nvidia.com/gpu."
     );
-    assert_eq!(
-        st.candidates(2, &pod("x", ShareRequest::None)),
-        Err(Refusal::Cpu)
-    );
+    let fit = NodeResourcesFit::new(&p);
+    let why = fit
+        .filter(
+            &CycleState::default(),
+            &pod("x", GpuRequest::None),
+            &st.node(NodeId(2)),
+        )
+        .unwrap_err();
+    assert_eq!(why.message(), "Insufficient cpu");
+    // Once the hog leaves, by its id, n2 takes the pod on two distinct GPUs.
+    assert!(st.forget(hog.id).is_some());
+    let pl = place(&mut st, &pod("big", gpus(&p, "nvidia.com/gpu", 2))).unwrap();
+    assert_eq!((pl.node, gpus_of(&st, &pl)), (NodeId(2), vec![0, 1]));
 }
 
 fn config_error(cfg: &str) -> String {
@@ -402,6 +481,12 @@ fn bad_configuration_names_the_field() {
     assert_eq!(
         e,
         "nodeGroups[0].sharing.timeSlicing.resources[0].replicas: must be at least 2, got 1"
+    );
+    // Replica indices are held in a 128-bit set: at most MAX_REPLICAS (128).
+    let e = config_error("nodeGroups:\n  - name: a\n    sharing:\n      timeSlicing:\n        resources:\n          - name: nvidia.com/gpu\n            replicas: 129\n");
+    assert_eq!(
+        e,
+        format!("nodeGroups[0].sharing.timeSlicing.resources[0].replicas: must be at most {MAX_REPLICAS}, got 129")
     );
     let e = config_error("migConfigs:\n  x:\n    - devices: all\n      mig-enabled: true\n      mig-devices: { \"1g.5gb\": 1 }\nnodeGroups:\n  - name: a\n    models: [H100-80GB]\n    migStrategy: mixed\n    migConfig: x\n");
     assert!(
@@ -439,13 +524,15 @@ fn bad_configuration_names_the_field() {
         "{e}"
     );
     let c = cluster(&[("n0", "G2", 1)]);
-    let e = Plan::whole(&c).unwrap_err().to_string();
+    let e = mlplane_share::whole(&c).unwrap_err().to_string();
     assert!(
         e.starts_with("node n0: GPU model \"G2\" is not in the catalogue"),
         "{e}"
     );
-    let e = SharingConfig::parse("models:\n  - name: G2\n    memoryMiB: 16384\n", "m.yaml")
+    let r = SharingConfig::parse("models:\n  - name: G2\n    memoryMiB: 16384\n", "m.yaml")
         .unwrap()
-        .resolve(&c);
-    assert!(e.is_ok(), "a model described in the file is known");
+        .resolve(&c)
+        .expect("a model described in the file is known");
+    assert_eq!(r.nodes()[0].devices[0].memory_mib, 16384);
+    assert_eq!(r.models()[0].memory_mib, Some(16384));
 }

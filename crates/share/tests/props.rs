@@ -1,17 +1,19 @@
-//! Property tests: random clusters with every sharing mode, random requests, every
-//! policy. Usage is recounted independently of the crate's bookkeeping: no device's
-//! memory, compute or replica table (and so no MIG instance) is ever over-committed,
-//! every placed pod names its physical device, and a pod is refused only when a
-//! brute-force search finds no node that could take it.
+//! Property tests on the one cluster state: random clusters with every sharing mode,
+//! random requests of every kind, every sharing policy (`mlplane_policies::memory`),
+//! random departures by pod id. Usage is recounted independently of the state's
+//! bookkeeping after every step: no device's memory, compute or replica table (and so
+//! no MIG instance) is ever over-committed, every placed pod names its physical
+//! device, and a pod is refused only when a brute-force search finds no node that
+//! could take it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use mlplane_model::{Cluster, GpuModel, GpuModelId, Node};
+use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, Node, Pod, Sharing};
+use mlplane_policies::memory::{share_profile, SharePolicy, TypicalRequests};
+use mlplane_sched::{ClusterState, NodeId, Placement, ScheduleError, Scheduler, TieBreak};
 use mlplane_share::config::SharingConfig;
-use mlplane_share::sched::{SharePolicy, ShareScheduler, Typical};
-use mlplane_share::state::ShareState;
-use mlplane_share::{Plan, ShareMode, SharePlacement, SharePod, ShareRequest};
+use mlplane_share::device_id;
 use proptest::prelude::*;
 use rand::SeedableRng;
 
@@ -63,7 +65,7 @@ nodeGroups:
             replicas: 2
 ";
 
-fn cluster(shapes: &[(usize, u8, u64)]) -> Arc<Cluster> {
+fn cluster(shapes: &[(usize, u8, u64)]) -> Cluster {
     let models = MODELS
         .iter()
         .map(|m| GpuModel {
@@ -78,77 +80,76 @@ fn cluster(shapes: &[(usize, u8, u64)]) -> Arc<Cluster> {
             Node::new(format!("n{i}"), cpu, 65_536).with_gpus(GpuModelId(m as u16), count, 0)
         })
         .collect();
-    Arc::new(Cluster::new(models, nodes).unwrap())
+    Cluster::new(models, nodes).unwrap()
 }
 
-/// A request drawn from every kind the scheduler understands.
-fn request(plan: &Plan, kind: u8, n: u8, mib: u64) -> ShareRequest {
-    let res = |name: &str| plan.resource(name);
-    match kind % 6 {
-        0 => ShareRequest::None,
-        1 => ShareRequest::Devices {
-            resource: res("nvidia.com/gpu").unwrap(),
-            count: 1 + n % 4,
-        },
+/// A request drawn from every kind the core understands.
+fn request(c: &Cluster, kind: u8, n: u8, mib: u64) -> GpuRequest {
+    let res = |name: &str| c.resource_id(name);
+    match kind % 7 {
+        0 => GpuRequest::None,
+        1 => GpuRequest::Whole(1 + n % 4),
         2 => match res("nvidia.com/mig-1g.10gb") {
-            Some(r) => ShareRequest::Devices {
+            Some(r) => GpuRequest::Devices {
                 resource: r,
                 count: 1 + n % 2,
             },
-            None => ShareRequest::None,
+            None => GpuRequest::None,
         },
         3 => match res("nvidia.com/mig-2g.10gb") {
-            Some(r) => ShareRequest::Devices {
+            Some(r) => GpuRequest::Devices {
                 resource: r,
                 count: 1,
             },
-            None => ShareRequest::None,
+            None => GpuRequest::None,
         },
-        4 => ShareRequest::Memory {
+        4 => GpuRequest::Memory {
             mib,
             compute_milli: 0,
         },
-        _ => ShareRequest::Memory {
+        5 => GpuRequest::Memory {
             mib,
             compute_milli: u32::from(n) * 37 % 600,
         },
+        // The FGD paper's milli share, which shared devices also take.
+        _ => GpuRequest::Milli(1 + (mib % 999) as u16),
     }
 }
 
 /// Independent recount: per (node, device) the memory, compute and replicas granted.
-fn check_usage(state: &ShareState, placed: &[(SharePod, SharePlacement)]) {
-    let plan = state.plan();
-    // (memory, compute, replicas, replica indices) per (node, device).
+fn check_usage(state: &ClusterState, placed: &[(Pod, Placement)]) {
+    let c = state.cluster();
+    // (memory, compute, grants, replica indices) per (node, device).
     type Usage = (u64, u64, u32, Vec<u16>);
     let mut used: HashMap<(usize, u16), Usage> = HashMap::new();
     let mut cpu: HashMap<usize, u64> = HashMap::new();
+    assert_eq!(state.pod_count(), placed.len());
     for (pod, pl) in placed {
         let i = pl.node.index();
         *cpu.entry(i).or_default() += pod.cpu_milli;
-        let devices = plan.devices(i);
-        let want = match pod.gpu {
-            ShareRequest::None => 0,
-            ShareRequest::Devices { count, .. } => usize::from(count),
-            ShareRequest::Memory { .. } => 1,
-        };
+        let node = &c.nodes()[i];
+        let bound = state.bound(pod.id).expect("placed pods are bound");
+        assert_eq!(&bound.placement, pl, "{}: placement recorded", pod.name);
+        let want = usize::from(pod.gpu.gpu_count());
         assert_eq!(pl.grants.len(), want, "{}: grant count", pod.name);
         let mut gpus = Vec::new();
         for g in &pl.grants {
-            let d = &devices[usize::from(g.device)];
+            let d = &node.devices[usize::from(g.device)];
             // Every grant names a physical device (and instance, and replica).
-            let model = state
-                .cluster()
-                .model_name(state.cluster().nodes()[i].gpu_model().unwrap());
-            let id = plan.device_id(model, d, g.replica);
+            let id = device_id(node, g.device, g.replica);
             assert!(id.starts_with(&format!("gpu{}", d.gpu)), "{id}");
-            if let ShareRequest::Devices { resource, .. } = pod.gpu {
-                assert_eq!(d.resource, resource, "{}: wrong resource", pod.name);
-            } else {
-                assert!(
-                    d.replicas > 1,
-                    "{}: a memory share on an unshared device",
+            match pod.gpu {
+                GpuRequest::Devices { resource, .. } => {
+                    assert_eq!(d.resource, resource, "{}: wrong resource", pod.name)
+                }
+                GpuRequest::Whole(_) => {
+                    assert_eq!(d.resource.0, 0, "{}: wrong resource", pod.name)
+                }
+                _ => assert!(
+                    d.sharing.is_shared(),
+                    "{}: a share on an unshared device",
                     pod.name
-                );
+                ),
             }
             if want > 1 && d.mig.is_none() {
                 assert!(!gpus.contains(&d.gpu), "{}: GPU {} twice", pod.name, d.gpu);
@@ -158,122 +159,162 @@ fn check_usage(state: &ShareState, placed: &[(SharePod, SharePlacement)]) {
             e.0 += g.memory_mib;
             e.1 += u64::from(g.compute_milli);
             e.2 += 1;
-            assert!(
-                !e.3.contains(&g.replica),
-                "replica {} held twice",
-                g.replica
-            );
-            e.3.push(g.replica);
-            // Shared devices taken by count charge at least the fair share; exclusive
-            // devices and multi-device grants charge the whole device.
-            if d.replicas == 1 || want > 1 {
+            if d.sharing.is_replicated() {
+                assert!(
+                    !e.3.contains(&g.replica),
+                    "replica {} held twice",
+                    g.replica
+                );
+                e.3.push(g.replica);
+            }
+            // Exclusive devices and multi-device grants charge the whole device; an MPS
+            // grant is a slot.
+            if d.sharing == Sharing::Exclusive || want > 1 {
                 assert_eq!(
                     (g.memory_mib, g.compute_milli),
                     (d.memory_mib, d.compute_milli)
                 );
             }
-            if d.mode == ShareMode::Mps {
-                assert_eq!(g.memory_mib, d.memory_mib / u64::from(d.replicas));
+            if let Sharing::Mps { replicas } = d.sharing {
+                assert_eq!(g.memory_mib, d.memory_mib / u64::from(replicas));
             }
         }
     }
-    for ((i, k), (m, c, r, _)) in used {
-        let d = &plan.devices(i)[usize::from(k)];
-        assert!(
-            m <= d.memory_mib,
-            "node {i} device {k}: memory {m} > {}",
-            d.memory_mib
-        );
-        assert!(
-            c <= u64::from(d.compute_milli),
-            "node {i} device {k}: compute"
-        );
-        assert!(r <= u32::from(d.replicas), "node {i} device {k}: replicas");
-        let s = &state.node(i).devices[usize::from(k)];
-        assert_eq!(
-            (
-                s.memory_used_mib,
-                u64::from(s.compute_used_milli),
-                u32::from(s.replicas_used)
-            ),
-            (m, c, r)
-        );
+    for (i, node) in c.nodes().iter().enumerate() {
+        let ns = state.node(NodeId(i as u32)).state;
+        for (k, d) in node.devices.iter().enumerate() {
+            let (m, cm, r, held) = used.remove(&(i, k as u16)).unwrap_or_default();
+            assert!(
+                m <= d.memory_mib,
+                "node {i} device {k}: memory {m} > {}",
+                d.memory_mib
+            );
+            assert!(
+                cm <= u64::from(d.compute_milli),
+                "node {i} device {k}: compute"
+            );
+            if let Some(cap) = d.sharing.replicas() {
+                assert!(r <= u32::from(cap), "node {i} device {k}: replicas");
+            }
+            let s = &ns.devices[k];
+            assert_eq!(
+                (
+                    s.memory_used_mib,
+                    u64::from(s.compute_used_milli),
+                    u32::from(s.grants)
+                ),
+                (m, cm, r),
+                "node {i} device {k}"
+            );
+            for rep in held {
+                assert!(s.holds(rep));
+            }
+        }
+        let c_used = cpu.get(&i).copied().unwrap_or(0);
+        assert!(c_used <= node.cpu_milli);
+        assert_eq!(ns.cpu_free_milli, node.cpu_milli - c_used, "node {i}: cpu");
     }
-    for (i, c) in cpu {
-        assert!(c <= state.cluster().nodes()[i].cpu_milli);
-    }
+    assert!(used.is_empty(), "grants on devices that do not exist");
 }
 
-/// Brute force: could any node take `pod` now? Checked from capacities and the
-/// recounted usage in the state, without the crate's candidate logic.
-fn fits_somewhere(state: &ShareState, pod: &SharePod) -> bool {
-    let plan = state.plan();
-    (0..state.len()).any(|i| {
-        let ns = state.node(i);
-        if ns.cpu_free_milli < pod.cpu_milli || ns.memory_free_mib < pod.memory_mib {
+/// Brute force: could any node take `pod` now? Checked from capacities and the usage
+/// in the state, without the core's candidate logic.
+fn fits_somewhere(state: &ClusterState, pod: &Pod) -> bool {
+    let c = state.cluster();
+    c.nodes().iter().enumerate().any(|(i, node)| {
+        let ns = state.node(NodeId(i as u32)).state;
+        if ns.pods >= node.max_pods
+            || ns.cpu_free_milli < pod.cpu_milli
+            || ns.memory_free_mib < pod.memory_mib
+        {
             return false;
         }
-        let devs = plan.devices(i);
+        let devs = &node.devices;
+        // (free memory, free compute, free replicas or u16::MAX, idle)
         let free = |k: usize| {
             let (d, s) = (&devs[k], &ns.devices[k]);
             (
                 d.memory_mib - s.memory_used_mib,
                 d.compute_milli - s.compute_used_milli,
-                d.replicas - s.replicas_used,
+                d.sharing.replicas().map_or(u16::MAX, |r| r - s.grants),
+                s.grants == 0,
             )
         };
-        match pod.gpu {
-            ShareRequest::None => true,
-            ShareRequest::Memory { mib, compute_milli } => (0..devs.len()).any(|k| {
+        let share = |mib: u64, milli: u32| {
+            (0..devs.len()).any(|k| {
                 let d = &devs[k];
-                let (fm, fc, fr) = free(k);
-                d.replicas > 1
-                    && fr > 0
-                    && match d.mode {
-                        ShareMode::Mps => {
+                let (fm, fc, fr, _) = free(k);
+                fr > 0
+                    && match d.sharing {
+                        Sharing::Exclusive => false,
+                        Sharing::Mps { replicas } => {
                             let slot = (
-                                d.memory_mib / u64::from(d.replicas),
-                                d.compute_milli / u32::from(d.replicas),
+                                d.memory_mib / u64::from(replicas),
+                                d.compute_milli / u32::from(replicas),
                             );
-                            mib <= slot.0 && compute_milli <= slot.1 && fm >= slot.0 && fc >= slot.1
+                            mib <= slot.0 && milli <= slot.1 && fm >= slot.0 && fc >= slot.1
                         }
-                        _ => fm >= mib && fc >= compute_milli,
+                        _ => fm >= mib && fc >= milli,
+                    }
+            })
+        };
+        let count_of = |resource: u16, count: u8| {
+            let mine: Vec<usize> = (0..devs.len())
+                .filter(|&k| devs[k].resource.0 == resource)
+                .collect();
+            if count == 1 {
+                return mine.iter().any(|&k| {
+                    let d = &devs[k];
+                    let (fm, fc, fr, idle) = free(k);
+                    match d.sharing.replicas() {
+                        Some(r) if d.sharing.is_replicated() => {
+                            fr > 0
+                                && fm >= d.memory_mib / u64::from(r)
+                                && fc >= d.compute_milli / u32::from(r)
+                        }
+                        _ => idle,
+                    }
+                });
+            }
+            if mine.iter().any(|&k| devs[k].sharing.fails_multi()) {
+                return false;
+            }
+            // Idle devices, distinct GPUs for whole GPUs.
+            let mut gpus = BTreeSet::new();
+            let mut inst = 0;
+            for &k in &mine {
+                if free(k).3 {
+                    if devs[k].mig.is_some() {
+                        inst += 1;
+                    } else {
+                        gpus.insert(devs[k].gpu);
+                    }
+                }
+            }
+            gpus.len() + inst >= usize::from(count)
+        };
+        match pod.gpu {
+            GpuRequest::None => true,
+            GpuRequest::Memory { mib, compute_milli } => share(mib, compute_milli),
+            GpuRequest::Milli(m) => (0..devs.len()).any(|k| {
+                let d = &devs[k];
+                let need = (d.memory_mib * u64::from(m) / 1000, u32::from(m));
+                let (fm, fc, fr, _) = free(k);
+                fr > 0
+                    && match d.sharing {
+                        Sharing::Exclusive => false,
+                        Sharing::Mps { replicas } => {
+                            let slot = (
+                                d.memory_mib / u64::from(replicas),
+                                d.compute_milli / u32::from(replicas),
+                            );
+                            need.0 <= slot.0 && need.1 <= slot.1 && fm >= slot.0 && fc >= slot.1
+                        }
+                        _ => fm >= need.0 && fc >= need.1,
                     }
             }),
-            ShareRequest::Devices { resource, count } => {
-                let mine: Vec<usize> = (0..devs.len())
-                    .filter(|&k| devs[k].resource == resource)
-                    .collect();
-                if count == 1 {
-                    return mine.iter().any(|&k| {
-                        let d = &devs[k];
-                        let (fm, fc, fr) = free(k);
-                        let r = u64::from(d.replicas);
-                        fr > 0
-                            && fm >= d.memory_mib / r
-                            && fc >= d.compute_milli / d.replicas as u32
-                    });
-                }
-                if mine
-                    .iter()
-                    .any(|&k| devs[k].replicas > 1 && devs[k].fail_multi)
-                {
-                    return false;
-                }
-                // Idle devices, distinct GPUs for whole GPUs.
-                let mut gpus = std::collections::BTreeSet::new();
-                let mut inst = 0;
-                for &k in &mine {
-                    if ns.devices[k].replicas_used == 0 {
-                        if devs[k].mig.is_some() {
-                            inst += 1;
-                        } else {
-                            gpus.insert(devs[k].gpu);
-                        }
-                    }
-                }
-                gpus.len() + inst >= usize::from(count)
-            }
+            GpuRequest::Whole(n) => count_of(0, n),
+            GpuRequest::Devices { resource, count } => count_of(resource.0, count),
         }
     })
 }
@@ -283,40 +324,52 @@ proptest! {
     #[test]
     fn never_over_committed(
         shapes in prop::collection::vec((0usize..3, 1u8..=4, 2_000u64..16_000), 9..12),
-        reqs in prop::collection::vec((0u8..6, 0u8..8, 1u64..30_000, 0u64..3_000, any::<bool>()), 1..120),
+        reqs in prop::collection::vec((0u8..7, 0u8..8, 1u64..30_000, 0u64..3_000, any::<bool>()), 1..120),
         policy in 0usize..4,
         seed in any::<u64>(),
     ) {
-        let c = cluster(&shapes);
-        // Nodes named in the MIG groups must have a MIG model; the filters in the
-        // config pick by name and model, so others simply stay whole or time-sliced.
-        let plan = Arc::new(SharingConfig::parse(CONFIG, "props.yaml").unwrap().resolve(&c).unwrap());
-        let mut state = ShareState::new(c.clone(), plan.clone());
-        let pods: Vec<SharePod> = reqs
+        // The config's filters pick nodes by name and model, so nodes of other models
+        // simply stay whole or time-sliced.
+        let c = Arc::new(
+            SharingConfig::parse(CONFIG, "props.yaml").unwrap().resolve(&cluster(&shapes)).unwrap(),
+        );
+        let mut state = ClusterState::new(c.clone());
+        let pods: Vec<Pod> = reqs
             .iter()
             .enumerate()
-            .map(|(i, &(kind, n, mib, cpu, _))| SharePod {
-                name: format!("p{i}"),
-                cpu_milli: cpu,
-                memory_mib: 512,
-                gpu: request(&plan, kind, n, mib),
+            .map(|(i, &(kind, n, mib, cpu, _))| {
+                Pod::new(format!("p{i}"), cpu, 512, request(&c, kind, n, mib))
             })
             .collect();
-        let sched = ShareScheduler::new(SharePolicy::ALL[policy], Typical::from_pods(&pods), Vec::new());
+        let policy = SharePolicy::ALL[policy];
+        let typical = Arc::new(TypicalRequests::from_pods(&pods));
+        let rank: Arc<[u32]> = (0..c.nodes().len() as u32).rev().collect();
+        let mut sched = Scheduler::new(share_profile(policy, typical, &c))
+            .with_tie_break(TieBreak::Rank(rank));
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let mut placed: Vec<(SharePod, SharePlacement)> = Vec::new();
+        let mut placed: Vec<(Pod, Placement)> = Vec::new();
         for (pod, &(_, _, _, _, release)) in pods.iter().zip(&reqs) {
-            match sched.schedule(&state, pod, &mut rng) {
+            // The brute force agrees both ways: a placed pod fitted somewhere too.
+            let fits = fits_somewhere(&state, pod);
+            match sched.schedule(&mut state, pod, &mut rng) {
                 Ok(pl) => {
-                    state.assume(pod, &pl).unwrap();
+                    prop_assert!(fits, "{} ({}) placed by {policy} but fits nowhere", pod.name, pod.gpu);
                     placed.push((pod.clone(), pl));
                 }
-                Err(e) => prop_assert!(!fits_somewhere(&state, pod), "{} refused ({e}) but fits", pod.name),
+                Err(ScheduleError::Unschedulable { diagnosis, .. }) => prop_assert!(
+                    !fits,
+                    "{} ({}) refused by {policy} ({diagnosis}) but fits",
+                    pod.name,
+                    pod.gpu
+                ),
+                Err(e) => prop_assert!(false, "{}: {policy} failed: {e}", pod.name),
             }
-            // Now and then a pod finishes.
+            // Now and then a pod finishes: it leaves by its id.
             if release && placed.len() > 3 {
                 let (p, pl) = placed.remove(placed.len() / 2);
-                state.release(&p, &pl);
+                let gone = state.forget(p.id).expect("placed");
+                prop_assert_eq!(gone.placement, pl);
+                prop_assert!(state.forget(p.id).is_none(), "forgotten twice");
             }
             check_usage(&state, &placed);
         }

@@ -1,24 +1,27 @@
-//! Sharing-aware scheduling decisions per second, whole GPUs against sharing, on the
-//! same cluster: the trace's 1213 nodes (`$MLPLANE_TRACE_DIR` or
+//! Scheduling decisions per second of the sharing study's policies on the one core
+//! (`mlplane_sched::Scheduler` with `mlplane_policies::memory`'s profiles), whole GPUs
+//! against sharing, on the same cluster: the trace's 1213 nodes (`$MLPLANE_TRACE_DIR` or
 //! `../shared/data/alibaba-gpu-v2023` when present, else the synthetic cluster of the
 //! same size), every GPU node an H100-80GB, in the sharing study's modes
 //! ([`mlplane_sim::sharing`]).
 //!
 //! Each state is first filled with the first 60% of the workload (seed-42 order,
-//! placed by the policy); then one decision = one `ShareScheduler::schedule` call for
-//! the next pod, without committing it, so FGD's per-node fragmentation cache is warm,
-//! as in a simulation, where one node changes per decision. The target: sharing
-//! within 2x of whole GPUs.
+//! placed by the policy); then one decision = one `Scheduler::evaluate` call (the
+//! whole cycle, PreFilter through Reserve, then Unreserve) for the next pod, without
+//! committing it, so FGD's per-node fragmentation cache is warm, as in a simulation,
+//! where one node changes per decision. The target: sharing within 2x of whole GPUs.
 //!
 //! Run: `cargo bench -p mlplane-sim --bench sharing`.
 
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::sync::Arc;
+
 use mlplane_model::{Cluster, Pod};
-use mlplane_share::sched::{SharePolicy, ShareScheduler, Typical};
-use mlplane_share::state::ShareState;
-use mlplane_sim::sharing::{SharingMode, Study, StudyOptions};
+use mlplane_policies::memory::{share_profile, TypicalRequests};
+use mlplane_sched::{ClusterState, Scheduler, TieBreak};
+use mlplane_sim::sharing::{SharePolicy, SharingMode, Study, StudyOptions};
 use mlplane_sim::{synth, trace};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -49,17 +52,18 @@ fn bench(c: &mut Criterion) {
             SharingMode::Mig,
             SharingMode::Mixed,
         ] {
-            let (plan, reqs) = study.prepare(mode).expect("mode");
+            let (cluster, reqs) = study.prepare(mode).expect("mode");
             let mut order: Vec<usize> = (0..reqs.len()).collect();
             let mut rng = ChaCha8Rng::seed_from_u64(42);
             order.shuffle(&mut rng);
-            let sched = ShareScheduler::new(policy, Typical::from_pods(&reqs), Vec::new());
-            let mut state = ShareState::new(study.cluster(), plan);
+            let rank: Arc<[u32]> = (0..cluster.nodes().len() as u32).collect();
+            let typical = Arc::new(TypicalRequests::from_pods(&reqs));
+            let mut sched = Scheduler::new(share_profile(policy, typical, &cluster))
+                .with_tie_break(TieBreak::Rank(rank));
+            let mut state = ClusterState::new(cluster);
             let fill = order.len() * 6 / 10;
             for &i in &order[..fill] {
-                if let Ok(p) = sched.schedule(&state, &reqs[i], &mut rng) {
-                    state.assume(&reqs[i], &p).expect("valid placement");
-                }
+                let _ = sched.schedule(&mut state, &reqs[i], &mut rng);
             }
             let next: Vec<usize> = order[fill..].iter().copied().take(512).collect();
             let mut k = 0;
@@ -70,7 +74,7 @@ fn bench(c: &mut Criterion) {
                     b.iter(|| {
                         let pod = &reqs[next[k % next.len()]];
                         k += 1;
-                        let _ = std::hint::black_box(sched.schedule(&state, pod, &mut rng));
+                        let _ = std::hint::black_box(sched.evaluate(&state, pod, &mut rng));
                     })
                 },
             );

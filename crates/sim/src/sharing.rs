@@ -19,6 +19,15 @@
 //! `mig` layout with the all-`1g` geometry and with MIG off (sharing pods then take a
 //! whole GPU each), the baselines the advisor is measured against.
 //!
+//! Placement is the one scheduling core's: `mlplane_sched::Scheduler` with the
+//! sharing policy's profile ([`mlplane_policies::memory`]: the default filters, the
+//! policy's GPU-memory score, its device allocator) on the cluster
+//! [`SharingConfig::resolve`] gives, every node carrying its devices, accounted by
+//! `mlplane_sched::ClusterState`. Three ChaCha8 streams of the seed: 0 orders the
+//! arrivals, 1 feeds the policy's draws (Random), 2 draws the node rank that breaks
+//! ties between best nodes (as the FGD paper's simulator; see
+//! `mlplane_sim::experiment`).
+//!
 //! Each pod arrives once, in a random order per seed; nothing departs. Reported per
 //! mode: pods placed and refused, physical GPUs occupied (with at least one grant),
 //! GPU memory reserved and GPU memory the placed pods need (a whole-GPU pod needs its
@@ -29,16 +38,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, Node, Pod};
+use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, Node, Pod, ResourceId};
+pub use mlplane_policies::memory::SharePolicy;
+use mlplane_policies::memory::{share_profile, TypicalRequests};
+use mlplane_sched::{ClusterState, ScheduleError, Scheduler, TieBreak};
 use mlplane_share::advisor::{candidates, smallest_profile, Advice};
 use mlplane_share::catalog::{Catalog, GpuSpec};
 use mlplane_share::config::{
     DeviceSelector, MigPartedEntry, MigStrategy, NodeGroup, Replicated, ReplicatedResource,
     Sharing, SharingConfig,
 };
-use mlplane_share::sched::{SharePolicy, ShareScheduler, Typical};
-use mlplane_share::state::ShareState;
-use mlplane_share::{Plan, SharePod, ShareRequest};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -405,20 +414,36 @@ impl Study {
         }
     }
 
-    /// The workload in `mode`'s requests on `plan` (see the module table).
-    fn requests(&self, mode: SharingMode, plan: &mut Plan) -> Vec<SharePod> {
-        let gpu = plan.resource("nvidia.com/gpu").expect("always interned");
+    /// The workload in `mode`'s requests on the resolved `cluster` (see the module
+    /// table): a cluster with the MIG resources the pods name interned (a pod may ask
+    /// for a profile no node advertises: it is then refused), and the pods.
+    fn requests(
+        &self,
+        mode: SharingMode,
+        cluster: Cluster,
+    ) -> Result<(Cluster, Vec<Pod>), StudyError> {
         let g = self.spec.memory_mib;
-        // MIG profiles the plan has, for the smallest-fit mapping.
+        let mut names = cluster.resources().to_vec();
+        let mut intern = |name: String| -> ResourceId {
+            let i = names.iter().position(|r| *r == name).unwrap_or_else(|| {
+                names.push(name);
+                names.len() - 1
+            });
+            ResourceId(i as u16)
+        };
+        // MIG profiles the cluster advertises, for the smallest-fit mapping.
         let mig_resources: Vec<(u64, String)> = self
             .spec
             .mig_profiles
             .iter()
-            .filter(|p| plan.resource(&p.resource()).is_some())
+            .filter(|p| cluster.resource_id(&p.resource()).is_some())
             .map(|p| (p.memory_mib, p.name.clone()))
             .collect();
-        let any_shared = (0..plan.len()).any(|i| plan.devices(i).iter().any(|d| d.is_shared()));
-        // The smallest MIG instance of the plan that holds `need` MiB.
+        let any_shared = cluster
+            .nodes()
+            .iter()
+            .any(|n| n.devices.iter().any(|d| d.sharing.is_replicated()));
+        // The smallest MIG instance of the cluster that holds `need` MiB.
         let smallest_fit = |need: u64| {
             mig_resources
                 .iter()
@@ -426,7 +451,8 @@ impl Study {
                 .min_by_key(|(mem, _)| *mem)
                 .map(|(_, name)| name.clone())
         };
-        self.pods
+        let pods = self
+            .pods
             .iter()
             .map(|p| {
                 let req = match (mode, p.gpu) {
@@ -437,41 +463,32 @@ impl Study {
                     (SharingMode::Custom, GpuRequest::Milli(m)) => {
                         let need = share_mib(&self.spec, m);
                         match smallest_fit(need) {
-                            _ if any_shared => ShareRequest::Memory {
+                            _ if any_shared => GpuRequest::Memory {
                                 mib: need,
                                 compute_milli: u32::from(m),
                             },
-                            Some(name) => ShareRequest::Devices {
-                                resource: plan.intern(&format!("nvidia.com/mig-{name}")),
+                            Some(name) => GpuRequest::Devices {
+                                resource: intern(format!("nvidia.com/mig-{name}")),
                                 count: 1,
                             },
-                            None => ShareRequest::Devices {
-                                resource: gpu,
-                                count: 1,
-                            },
+                            None => GpuRequest::Whole(1),
                         }
                     }
                     // Study::new refuses pods that are not in the trace's terms.
                     (
                         _,
                         GpuRequest::None | GpuRequest::Memory { .. } | GpuRequest::Devices { .. },
-                    ) => ShareRequest::None,
-                    (SharingMode::TimeSlicing, GpuRequest::Whole(1)) => ShareRequest::Memory {
+                    ) => GpuRequest::None,
+                    (SharingMode::TimeSlicing, GpuRequest::Whole(1)) => GpuRequest::Memory {
                         mib: g,
                         compute_milli: 1000,
                     },
-                    (_, GpuRequest::Whole(n)) => ShareRequest::Devices {
-                        resource: gpu,
-                        count: n,
-                    },
+                    (_, GpuRequest::Whole(n)) => GpuRequest::Whole(n),
                     (SharingMode::Whole | SharingMode::MigDisabled, GpuRequest::Milli(_)) => {
-                        ShareRequest::Devices {
-                            resource: gpu,
-                            count: 1,
-                        }
+                        GpuRequest::Whole(1)
                     }
                     (SharingMode::TimeSlicing | SharingMode::Mixed, GpuRequest::Milli(m)) => {
-                        ShareRequest::Memory {
+                        GpuRequest::Memory {
                             mib: share_mib(&self.spec, m),
                             compute_milli: u32::from(m),
                         }
@@ -484,36 +501,41 @@ impl Study {
                             smallest_profile(&self.spec, need)
                                 .map_or_else(|| "none".to_string(), |p| p.name.clone())
                         });
-                        ShareRequest::Devices {
-                            resource: plan.intern(&format!("nvidia.com/mig-{name}")),
+                        GpuRequest::Devices {
+                            resource: intern(format!("nvidia.com/mig-{name}")),
                             count: 1,
                         }
                     }
                 };
-                SharePod {
-                    name: p.name.clone(),
-                    cpu_milli: p.cpu_milli,
-                    memory_mib: p.memory_mib,
-                    gpu: req,
-                }
+                // The trace's GPU model constraints name the trace's models; every GPU
+                // node of the study has one model, so they are dropped.
+                Pod::new(p.name.clone(), p.cpu_milli, p.memory_mib, req)
             })
-            .collect()
+            .collect();
+        let cluster = if names.len() == cluster.resources().len() {
+            cluster
+        } else {
+            Cluster::with_resources(cluster.models().to_vec(), names, cluster.nodes().to_vec())
+                .map_err(|e| StudyError(format!("{}: {e}", mode.name())))?
+        };
+        Ok((cluster, pods))
     }
 
-    /// The device tables of `mode` and the workload in its requests.
+    /// The resolved cluster of `mode` (every node with its devices, see
+    /// [`SharingConfig::resolve`]) and the workload in its requests.
     ///
     /// # Errors
     /// [`StudyError`] if the mode's configuration does not resolve.
-    pub fn prepare(&self, mode: SharingMode) -> Result<(Arc<Plan>, Vec<SharePod>), StudyError> {
+    pub fn prepare(&self, mode: SharingMode) -> Result<(Arc<Cluster>, Vec<Pod>), StudyError> {
         let cfg = self.config(mode)?;
-        let mut plan = cfg
+        let resolved = cfg
             .resolve(&self.cluster)
             .map_err(|e| StudyError(format!("{}: {e}", mode.name())))?;
-        let pods = self.requests(mode, &mut plan);
-        Ok((Arc::new(plan), pods))
+        let (cluster, pods) = self.requests(mode, resolved)?;
+        Ok((Arc::new(cluster), pods))
     }
 
-    /// The study's cluster (GPU models replaced).
+    /// The study's cluster (GPU models replaced, GPUs not yet resolved to devices).
     pub fn cluster(&self) -> Arc<Cluster> {
         self.cluster.clone()
     }
@@ -522,7 +544,7 @@ impl Study {
     ///
     /// # Errors
     /// [`StudyError`] if the mode's configuration does not resolve, or (a bug) if a
-    /// placement is refused by the state.
+    /// scheduling cycle fails after choosing a node.
     pub fn run(
         &self,
         mode: SharingMode,
@@ -534,6 +556,11 @@ impl Study {
 
     /// [`Study::run`] with another policy.
     ///
+    /// Three streams of ChaCha8 seeded with `seed`: stream 0 shuffles the arrival
+    /// order, stream 1 feeds the policy (Random's draws), stream 2 draws the node rank
+    /// that breaks ties between best nodes ([`TieBreak::Rank`], as the FGD paper's
+    /// simulator), so every policy sees the same arrivals and the same rank.
+    ///
     /// # Errors
     /// As [`Study::run`].
     pub fn run_policy(
@@ -543,25 +570,25 @@ impl Study {
         policy: SharePolicy,
         on_pod: &mut dyn FnMut(),
     ) -> Result<StudyRow, StudyError> {
-        let (plan, pods) = self.prepare(mode)?;
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (cluster, pods) = self.prepare(mode)?;
         let mut order: Vec<usize> = (0..pods.len()).collect();
-        order.shuffle(&mut rng);
-        let mut rank: Vec<u32> = (0..self.cluster.nodes().len() as u32).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(1);
+        let mut rank: Vec<u32> = (0..cluster.nodes().len() as u32).collect();
         let mut rank_rng = ChaCha8Rng::seed_from_u64(seed);
         rank_rng.set_stream(2);
         rank.shuffle(&mut rank_rng);
-        let sched = ShareScheduler::new(policy, Typical::from_pods(&pods), rank);
-        let mut state = ShareState::new(self.cluster.clone(), plan.clone());
+        let typical = Arc::new(TypicalRequests::from_pods(&pods));
+        let mut sched = Scheduler::new(share_profile(policy, typical, &cluster))
+            .with_tie_break(TieBreak::Rank(rank.into()));
+        let mut state = ClusterState::new(cluster.clone());
         let (mut placed, mut refused, mut refused_sharing) = (0, 0, 0);
         let mut need_mib = 0u64;
         for i in order {
             let pod = &pods[i];
-            match sched.schedule(&state, pod, &mut rng) {
-                Ok(pl) => {
-                    state
-                        .assume(pod, &pl)
-                        .map_err(|e| StudyError(format!("{}: scheduler bug: {e}", pod.name)))?;
+            match sched.schedule(&mut state, pod, &mut rng) {
+                Ok(_) => {
                     placed += 1;
                     need_mib += match self.pods[i].gpu {
                         GpuRequest::None
@@ -571,11 +598,14 @@ impl Study {
                         GpuRequest::Milli(m) => share_mib(&self.spec, m),
                     };
                 }
-                Err(_) => {
+                Err(ScheduleError::Unschedulable { .. }) => {
                     refused += 1;
                     if self.pods[i].gpu.is_shared() {
                         refused_sharing += 1;
                     }
+                }
+                Err(e) => {
+                    return Err(StudyError(format!("{}: scheduler bug: {e}", pod.name)));
                 }
             }
             on_pod();
@@ -601,7 +631,7 @@ impl Study {
             refused_sharing,
             occupied_gpus: occupied,
             total_gpus: self.cluster.gpu_count(),
-            reserved_pct: pct(state.memory_used_mib(), physical),
+            reserved_pct: pct(state.gpu_memory_used_mib(), physical),
             used_pct: pct(need_mib, physical),
             used_of_occupied_pct: pct(need_mib, occupied * self.spec.memory_mib),
             gpus_needed: None,

@@ -124,6 +124,7 @@ fn the_advice_is_a_mig_parted_file_the_config_reader_accepts() {
         vec![Node::new("x", 1000, 1024).with_gpus(GpuModelId(0), 1, 0)],
     )
     .unwrap();
-    let plan = parsed.resolve(&c).unwrap();
-    assert_eq!(plan.devices(0).len(), 4);
+    let resolved = parsed.resolve(&c).unwrap();
+    assert_eq!(resolved.nodes()[0].devices.len(), 4);
+    assert!(resolved.resource_id("nvidia.com/mig-1g.20gb").is_some());
 }
