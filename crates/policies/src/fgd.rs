@@ -49,6 +49,9 @@ pub struct TypicalPod {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TypicalPods {
     pods: Vec<TypicalPod>,
+    /// (GPU request, weight) of the GPU pods among them, most frequent first: what FGD
+    /// measured in GPU memory reads.
+    requests: Vec<(GpuRequest, f64)>,
     /// The same pods grouped by GPU request, for [`TypicalPods::fragmentation`].
     groups: Vec<Group>,
     /// Total weight of CPU-only typical pods.
@@ -183,8 +186,14 @@ impl TypicalPods {
                 })
                 .collect();
         }
+        let requests = pods
+            .iter()
+            .filter(|p| p.gpu != GpuRequest::None)
+            .map(|p| (p.gpu, p.weight))
+            .collect();
         TypicalPods {
             pods,
+            requests,
             groups,
             cpu_only_weight,
         }
@@ -193,6 +202,66 @@ impl TypicalPods {
     /// The typical pods, most frequent first.
     pub fn pods(&self) -> &[TypicalPod] {
         &self.pods
+    }
+
+    /// (GPU request, weight) of the typical pods that ask for a GPU, most frequent
+    /// first.
+    pub fn requests(&self) -> &[(GpuRequest, f64)] {
+        &self.requests
+    }
+
+    /// Typical GPU requests given explicitly, with their weights (no CPU, any model).
+    pub fn from_requests(requests: Vec<(GpuRequest, f64)>) -> Self {
+        Self::from_pods(
+            requests
+                .into_iter()
+                .map(|(gpu, weight)| TypicalPod {
+                    cpu_milli: 0,
+                    gpu,
+                    allowed_models: None,
+                    weight,
+                })
+                .collect(),
+        )
+    }
+
+    /// The typical pods as FGD measured in GPU memory keys them (the sharing study's
+    /// target workload): the GPU pods grouped by GPU request alone (CPU and models left
+    /// out), the most frequent requests taken until they cover `coverage` (0..=1) of
+    /// the GPU pods, each weighted by its share of the GPU pods. Equal counts go in a
+    /// fixed request order: count requests by resource and count, then memory shares,
+    /// then milli shares.
+    pub fn by_gpu_request<'a>(pods: impl IntoIterator<Item = &'a Pod>, coverage: f64) -> Self {
+        fn order(r: GpuRequest) -> (u8, u64, u64) {
+            match r {
+                GpuRequest::None => (0, 0, 0),
+                GpuRequest::Whole(n) => (1, 0, u64::from(n)),
+                GpuRequest::Devices { resource, count } => {
+                    (1, u64::from(resource.0), u64::from(count))
+                }
+                GpuRequest::Memory { mib, compute_milli } => (2, mib, u64::from(compute_milli)),
+                GpuRequest::Milli(m) => (3, u64::from(m), 0),
+            }
+        }
+        let mut counts: HashMap<GpuRequest, u64> = HashMap::new();
+        for p in pods {
+            if p.gpu != GpuRequest::None {
+                *counts.entry(p.gpu).or_default() += 1;
+            }
+        }
+        let total: u64 = counts.values().sum();
+        let mut v: Vec<(GpuRequest, u64)> = counts.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(order(a.0).cmp(&order(b.0))));
+        let mut requests = Vec::new();
+        let mut covered = 0;
+        for (r, c) in v {
+            if total > 0 && covered as f64 >= coverage * total as f64 {
+                break;
+            }
+            covered += c;
+            requests.push((r, c as f64 / total as f64));
+        }
+        Self::from_requests(requests)
     }
 
     /// Expected GPU fragmentation `F(n)` in milli-GPU of a node with GPU model `model`,

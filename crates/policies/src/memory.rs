@@ -27,7 +27,7 @@
 //!   milli-GPU to memory): a node's fragmentation for a typical request is the free
 //!   GPU memory that request could not use there, on devices it cannot use, or all of
 //!   it when the node cannot host the request at all (too few usable devices);
-//!   `F(n) = Σ p_r · F_n(r)` over the workload's [`TypicalRequests`] (the most
+//!   `F(n) = Σ p_r · F_n(r)` over the workload's [`TypicalPods`] (the most
 //!   frequent GPU requests covering 95% of its GPU pods, `p_r` their shares). `Δ =
 //!   F(n) − F(n')` with `n'` the node after the placement; for a one-device request
 //!   every distinct device state that fits is tried and the lowest `F(n')` kept (the
@@ -62,6 +62,7 @@ use mlplane_sched::{
 use rand::RngCore;
 
 use crate::best_fit::min_max_normalize;
+use crate::fgd::TypicalPods;
 
 /// A placement policy of the sharing study.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -152,7 +153,7 @@ pub fn largest_device_mib(cluster: &mlplane_model::Cluster) -> u64 {
 /// The profile of a sharing policy by plugin name (see the module table): the
 /// default filters, the policy's scores and its device allocator. `typical` is what
 /// FGD measures fragmentation against (unused by the others).
-pub fn share_profile_config(policy: SharePolicy, typical: Arc<TypicalRequests>) -> ProfileConfig {
+pub fn share_profile_config(policy: SharePolicy, typical: Arc<TypicalPods>) -> ProfileConfig {
     let base = ProfileConfig::new(format!("share-{}", policy.name())).with_default_filters();
     match policy {
         SharePolicy::Random => base
@@ -190,7 +191,7 @@ pub fn share_profile_config(policy: SharePolicy, typical: Arc<TypicalRequests>) 
 /// Never for the built-in policies (a test builds every one).
 pub fn share_profile(
     policy: SharePolicy,
-    typical: Arc<TypicalRequests>,
+    typical: Arc<TypicalPods>,
     cluster: &mlplane_model::Cluster,
 ) -> Profile {
     crate::registry()
@@ -354,58 +355,9 @@ impl ScorePlugin for LeastAllocatedMemoryScore {
     }
 }
 
-/// The typical GPU requests of a workload with their popularity (FGD's "target
-/// workload").
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct TypicalRequests {
-    /// (request, share of the GPU pods), most frequent first.
-    pub classes: Vec<(GpuRequest, f64)>,
-}
-
 /// Share of the GPU pods the typical requests cover (the FGD simulator's
 /// `podPopularityThreshold: 95`).
-pub const TYPICAL_COVERAGE: f64 = 0.95;
-
-/// A fixed order of requests for equal counts: count requests by resource (whole GPUs
-/// first) and count, then memory shares, then milli shares.
-fn request_order(r: GpuRequest) -> (u8, u64, u64) {
-    match r {
-        GpuRequest::None => (0, 0, 0),
-        GpuRequest::Whole(n) => (1, 0, u64::from(n)),
-        GpuRequest::Devices { resource, count } => (1, u64::from(resource.0), u64::from(count)),
-        GpuRequest::Memory { mib, compute_milli } => (2, mib, u64::from(compute_milli)),
-        GpuRequest::Milli(m) => (3, u64::from(m), 0),
-    }
-}
-
-impl TypicalRequests {
-    /// The most frequent GPU requests of `pods` that together cover 95% of the GPU
-    /// pods (equal counts in a fixed request order), with their shares of the GPU pods.
-    pub fn from_pods<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> Self {
-        let mut counts: std::collections::HashMap<GpuRequest, u64> = Default::default();
-        for p in pods {
-            if p.gpu != GpuRequest::None {
-                *counts.entry(p.gpu).or_default() += 1;
-            }
-        }
-        let total: u64 = counts.values().sum();
-        let mut v: Vec<(GpuRequest, u64)> = counts.into_iter().collect();
-        v.sort_by(|a, b| {
-            b.1.cmp(&a.1)
-                .then(request_order(a.0).cmp(&request_order(b.0)))
-        });
-        let mut classes = Vec::new();
-        let mut covered = 0;
-        for (r, c) in v {
-            if total > 0 && covered as f64 >= TYPICAL_COVERAGE * total as f64 {
-                break;
-            }
-            covered += c;
-            classes.push((r, c as f64 / total as f64));
-        }
-        TypicalRequests { classes }
-    }
-}
+pub const TYPICAL_COVERAGE: f64 = crate::fgd::DEFAULT_POPULARITY;
 
 /// What fragmentation needs to know of a device's usage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -466,13 +418,13 @@ fn can_use(d: &Device, v: View, req: GpuRequest) -> bool {
 /// documentation): for each typical request, weighted by its popularity, the free GPU
 /// memory it could not use on this node (all of it when too few devices are usable:
 /// distinct physical GPUs, or distinct MIG instances).
-pub fn fragmentation(typical: &TypicalRequests, devices: &[Device], views: &[View]) -> f64 {
+pub fn fragmentation(typical: &TypicalPods, devices: &[Device], views: &[View]) -> f64 {
     let total: u64 = views.iter().map(|v| v.free_mib).sum();
     if total == 0 {
         return 0.0;
     }
     let mut f = 0.0;
-    for &(req, p) in &typical.classes {
+    for &(req, p) in typical.requests() {
         let need = usize::from(req.gpu_count());
         let mut gpus = GpuSet::empty();
         let mut instances = 0usize;
@@ -514,10 +466,10 @@ pub struct NodeFrag {
 
 impl NodeFrag {
     /// The breakdown of a node with `devices` in `views`.
-    pub fn new(typical: &TypicalRequests, devices: &[Device], views: &[View]) -> Self {
+    pub fn new(typical: &TypicalPods, devices: &[Device], views: &[View]) -> Self {
         let total = views.iter().map(|v| v.free_mib).sum();
         let per: Vec<(u32, u64, u128)> = typical
-            .classes
+            .requests()
             .iter()
             .map(|&(req, _)| {
                 let (mut usable, mut unusable, mut bits) = (0, 0, 0u128);
@@ -538,7 +490,7 @@ impl NodeFrag {
             0.0
         } else {
             typical
-                .classes
+                .requests()
                 .iter()
                 .zip(&per)
                 .map(|(&(req, p), &(usable, unusable, _))| {
@@ -560,20 +512,13 @@ impl NodeFrag {
 
     /// The fragmentation with device `k` (`d`) changed from its view `old` (the one
     /// [`NodeFrag::new`] was given) to `new`, MiB.
-    pub fn with(
-        &self,
-        typical: &TypicalRequests,
-        k: usize,
-        d: &Device,
-        old: View,
-        new: View,
-    ) -> f64 {
+    pub fn with(&self, typical: &TypicalPods, k: usize, d: &Device, old: View, new: View) -> f64 {
         let total = self.total - old.free_mib + new.free_mib;
         if total == 0 {
             return 0.0;
         }
         let mut f = 0.0;
-        for (&(req, p), &(usable, unusable, bits)) in typical.classes.iter().zip(&self.per) {
+        for (&(req, p), &(usable, unusable, bits)) in typical.requests().iter().zip(&self.per) {
             let u0 = if k < 128 {
                 bits & (1 << k) != 0
             } else {
@@ -605,7 +550,7 @@ pub fn fgd_memory_score(delta_mib: f64, scale_mib: f64) -> i64 {
 #[derive(Clone, Debug)]
 pub struct FgdMemoryArgs {
     /// The workload's typical requests.
-    pub typical: Arc<TypicalRequests>,
+    pub typical: Arc<TypicalPods>,
     /// The sigmoid's scale `S` in MiB; `None` for the largest device memory of the
     /// cluster ([`largest_device_mib`]).
     pub scale_mib: Option<u64>,
@@ -614,7 +559,7 @@ pub struct FgdMemoryArgs {
 /// FGD in GPU memory: score and device allocator (see the module documentation).
 #[derive(Debug)]
 pub struct FgdMemoryScore {
-    typical: Arc<TypicalRequests>,
+    typical: Arc<TypicalPods>,
     scale_mib: f64,
     scratch: Mutex<Scratch>,
 }
@@ -630,7 +575,7 @@ struct Scratch {
 
 impl FgdMemoryScore {
     /// The plugin measuring against `typical`, with sigmoid scale `scale_mib`.
-    pub fn new(typical: Arc<TypicalRequests>, scale_mib: u64) -> Self {
+    pub fn new(typical: Arc<TypicalPods>, scale_mib: u64) -> Self {
         FgdMemoryScore {
             typical,
             scale_mib: scale_mib.max(1) as f64,
@@ -832,12 +777,7 @@ mod tests {
     }
 
     /// The node `policy` puts `pod` on, with node `a` first in the tie-break order.
-    fn chosen(
-        st: &ClusterState,
-        policy: SharePolicy,
-        typical: TypicalRequests,
-        pod: &Pod,
-    ) -> usize {
+    fn chosen(st: &ClusterState, policy: SharePolicy, typical: TypicalPods, pod: &Pod) -> usize {
         let mut sched =
             mlplane_sched::Scheduler::new(share_profile(policy, Arc::new(typical), st.cluster()))
                 .with_tie_break(mlplane_sched::TieBreak::Rank(vec![0, 1].into()));
@@ -857,7 +797,7 @@ mod tests {
         let node = |i: u32| st.node(mlplane_sched::NodeId(i));
         assert_eq!(free_after(&node(0), &pod), 61_440);
         assert_eq!(free_after(&node(1), &pod), 20_480);
-        let none = TypicalRequests::default();
+        let none = TypicalPods::default();
         assert_eq!(chosen(&st, SharePolicy::BestFit, none.clone(), &pod), 1);
         assert_eq!(chosen(&st, SharePolicy::LeastAllocated, none, &pod), 0);
     }
@@ -865,9 +805,7 @@ mod tests {
     #[test]
     fn fgd_in_memory_by_hand() {
         // Typical: one request, a 40960 MiB share (p = 1). b holds 20480 MiB.
-        let typical = TypicalRequests {
-            classes: vec![(share(40_960), 1.0)],
-        };
+        let typical = TypicalPods::from_requests(vec![(share(40_960), 1.0)]);
         let st = two_nodes(20_480);
         let f = FgdMemoryScore::new(Arc::new(typical.clone()), 81_920);
         let node = |i: u32| st.node(mlplane_sched::NodeId(i));
@@ -919,9 +857,9 @@ mod tests {
         ] {
             pods.extend((0..n).map(|i| Pod::new(format!("p{i}"), 0, 0, r)));
         }
-        let t = TypicalRequests::from_pods(&pods);
+        let t = TypicalPods::by_gpu_request(&pods, TYPICAL_COVERAGE);
         assert_eq!(
-            t.classes,
+            t.requests(),
             [
                 (share(1024), 0.6),
                 (GpuRequest::Whole(1), 0.3),
@@ -984,15 +922,13 @@ mod tests {
                     }
                 })
                 .collect();
-            let typical = TypicalRequests {
-                classes: vec![
+            let typical = TypicalPods::from_requests(vec![
                     (GpuRequest::Whole(1), 0.3),
                     (GpuRequest::Whole(2), 0.1),
                     (GpuRequest::Devices { resource: ResourceId(1), count: 1 }, 0.2),
                     (GpuRequest::Memory { mib: 8_000, compute_milli: 0 }, 0.25),
                     (GpuRequest::Memory { mib: 30_000, compute_milli: 300 }, 0.15),
-                ],
-            };
+                ]);
             let frag = NodeFrag::new(&typical, &devices, &views);
             let direct = fragmentation(&typical, &devices, &views);
             prop_assert!((frag.value() - direct).abs() < 1e-6);

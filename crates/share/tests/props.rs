@@ -10,7 +10,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, Node, Pod, Sharing};
-use mlplane_policies::memory::{share_profile, SharePolicy, TypicalRequests};
+use mlplane_policies::memory::{share_profile, SharePolicy, TYPICAL_COVERAGE};
+use mlplane_policies::TypicalPods;
 use mlplane_sched::{ClusterState, NodeId, Placement, ScheduleError, Scheduler, TieBreak};
 use mlplane_share::config::SharingConfig;
 use mlplane_share::device_id;
@@ -342,7 +343,7 @@ proptest! {
             })
             .collect();
         let policy = SharePolicy::ALL[policy];
-        let typical = Arc::new(TypicalRequests::from_pods(&pods));
+        let typical = Arc::new(TypicalPods::by_gpu_request(&pods, TYPICAL_COVERAGE));
         let rank: Arc<[u32]> = (0..c.nodes().len() as u32).rev().collect();
         let mut sched = Scheduler::new(share_profile(policy, typical, &c))
             .with_tie_break(TieBreak::Rank(rank));

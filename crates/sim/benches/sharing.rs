@@ -19,7 +19,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use std::sync::Arc;
 
 use mlplane_model::{Cluster, Pod};
-use mlplane_policies::memory::{share_profile, TypicalRequests};
+use mlplane_policies::memory::{share_profile, TYPICAL_COVERAGE};
+use mlplane_policies::TypicalPods;
 use mlplane_sched::{ClusterState, Scheduler, TieBreak};
 use mlplane_sim::sharing::{SharePolicy, SharingMode, Study, StudyOptions};
 use mlplane_sim::{synth, trace};
@@ -57,7 +58,7 @@ fn bench(c: &mut Criterion) {
             let mut rng = ChaCha8Rng::seed_from_u64(42);
             order.shuffle(&mut rng);
             let rank: Arc<[u32]> = (0..cluster.nodes().len() as u32).collect();
-            let typical = Arc::new(TypicalRequests::from_pods(&reqs));
+            let typical = Arc::new(TypicalPods::by_gpu_request(&reqs, TYPICAL_COVERAGE));
             let mut sched = Scheduler::new(share_profile(policy, typical, &cluster))
                 .with_tie_break(TieBreak::Rank(rank));
             let mut state = ClusterState::new(cluster);

@@ -40,7 +40,8 @@ use std::sync::Arc;
 
 use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, Node, Pod, ResourceId};
 pub use mlplane_policies::memory::SharePolicy;
-use mlplane_policies::memory::{share_profile, TypicalRequests};
+use mlplane_policies::memory::{share_profile, TYPICAL_COVERAGE};
+use mlplane_policies::TypicalPods;
 use mlplane_sched::{ClusterState, ScheduleError, Scheduler, TieBreak};
 use mlplane_share::advisor::{candidates, smallest_profile, Advice};
 use mlplane_share::catalog::{Catalog, GpuSpec};
@@ -579,7 +580,7 @@ impl Study {
         let mut rank_rng = ChaCha8Rng::seed_from_u64(seed);
         rank_rng.set_stream(2);
         rank.shuffle(&mut rank_rng);
-        let typical = Arc::new(TypicalRequests::from_pods(&pods));
+        let typical = Arc::new(TypicalPods::by_gpu_request(&pods, TYPICAL_COVERAGE));
         let mut sched = Scheduler::new(share_profile(policy, typical, &cluster))
             .with_tie_break(TieBreak::Rank(rank.into()));
         let mut state = ClusterState::new(cluster.clone());
