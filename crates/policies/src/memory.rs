@@ -297,6 +297,9 @@ impl Plugin for BestFitMemoryScore {
     fn name(&self) -> &'static str {
         "BestFitMemoryScore"
     }
+    fn node_local(&self) -> bool {
+        true
+    }
     fn as_pre_score(&self) -> Option<&dyn PreScorePlugin> {
         Some(self)
     }
@@ -339,6 +342,9 @@ pub struct LeastAllocatedMemoryScore;
 impl Plugin for LeastAllocatedMemoryScore {
     fn name(&self) -> &'static str {
         "LeastAllocatedMemoryScore"
+    }
+    fn node_local(&self) -> bool {
+        true
     }
     fn as_score(&self) -> Option<&dyn ScorePlugin> {
         Some(self)
@@ -658,6 +664,9 @@ impl FgdMemoryScore {
 impl Plugin for FgdMemoryScore {
     fn name(&self) -> &'static str {
         "FGDMemoryScore"
+    }
+    fn node_local(&self) -> bool {
+        true
     }
     fn as_score(&self) -> Option<&dyn ScorePlugin> {
         Some(self)

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use mlplane_model::{Cluster, Pod};
 use mlplane_policies::fgd::DEFAULT_POPULARITY;
+use mlplane_policies::memory::{share_profile, SharePolicy};
 use mlplane_policies::{profile, Policy, PolicyContext, TypicalPods};
 use mlplane_sched::{ClusterState, Placement, ScheduleError, Scheduler, TieBreak};
 use proptest::prelude::*;
@@ -44,7 +45,50 @@ fn run(
         .collect();
     let typical = Arc::new(TypicalPods::from_workload(&arrivals, DEFAULT_POPULARITY));
     let ctx = PolicyContext::new(cluster, typical);
-    let mut sched = Scheduler::new(profile(policy, &ctx, cluster)).with_tie_break(tie_break);
+    run_with(
+        &policy.to_string(),
+        Scheduler::new(profile(policy, &ctx, cluster)).with_tie_break(tie_break),
+        cluster,
+        events,
+        seed,
+    )
+}
+
+/// Runs `events` under a sharing policy's profile (FGD's typical requests in GPU memory
+/// from the arrivals), checking after every event.
+fn run_profile(
+    policy: &str,
+    make: &dyn Fn(Arc<TypicalPods>, &Cluster) -> mlplane_sched::Profile,
+    tie_break: TieBreak,
+    cluster: &Arc<Cluster>,
+    events: &[Event],
+    seed: u64,
+) -> (usize, usize) {
+    let arrivals: Vec<Pod> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Arrive(p) => Some(p.clone()),
+            Event::Depart(_) => None,
+        })
+        .collect();
+    let typical = Arc::new(TypicalPods::by_gpu_request(&arrivals, DEFAULT_POPULARITY));
+    run_with(
+        policy,
+        Scheduler::new(make(typical, cluster)).with_tie_break(tie_break),
+        cluster,
+        events,
+        seed,
+    )
+}
+
+/// Runs `events` with `sched`, checking after every event.
+fn run_with(
+    policy: &str,
+    mut sched: Scheduler,
+    cluster: &Arc<Cluster>,
+    events: &[Event],
+    seed: u64,
+) -> (usize, usize) {
     let mut st = ClusterState::new(cluster.clone());
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut live: Vec<(Pod, Placement)> = Vec::new();
@@ -147,6 +191,11 @@ proptest! {
         for policy in Policy::ALL {
             for tb in tie_breaks(cluster.nodes().len(), seed) {
                 run(policy, tb, &cluster, &events, seed);
+            }
+        }
+        for policy in SharePolicy::ALL {
+            for tb in tie_breaks(cluster.nodes().len(), seed) {
+                run_profile(&policy.to_string(), &|typical, c| share_profile(policy, typical, c), tb, &cluster, &events, seed);
             }
         }
     }

@@ -1,22 +1,25 @@
-//! Property tests on the one cluster state: random clusters with every sharing mode,
-//! random requests of every kind, every sharing policy (`mlplane_policies::memory`),
-//! random departures by pod id. Usage is recounted independently of the state's
-//! bookkeeping after every step: no device's memory, compute or replica table (and so
-//! no MIG instance) is ever over-committed, every placed pod names its physical
-//! device, and a pod is refused only when a brute-force search finds no node that
-//! could take it.
+//! Property tests of the sharing policies on clusters resolved from a sharing
+//! configuration (the catalogue's MIG geometries, time-slicing of GPUs and of MIG
+//! instances, MPS), with random requests of every kind and random departures by pod
+//! id, checked against the one independent shadow model of the property suites
+//! (`crates/sched/tests/common/shadow.rs`): usage recounted after every step, every
+//! refusal checked by brute force. The device IDs of every grant are checked here too.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, Node, Pod, Sharing};
+use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, Node, Pod};
 use mlplane_policies::memory::{share_profile, SharePolicy, TYPICAL_COVERAGE};
 use mlplane_policies::TypicalPods;
-use mlplane_sched::{ClusterState, NodeId, Placement, ScheduleError, Scheduler, TieBreak};
+use mlplane_sched::{ClusterState, Placement, ScheduleError, Scheduler, TieBreak};
 use mlplane_share::config::SharingConfig;
 use mlplane_share::device_id;
 use proptest::prelude::*;
 use rand::SeedableRng;
+
+#[path = "../../sched/tests/common/shadow.rs"]
+mod shadow;
+use shadow::{check_state, fits_anywhere, usage};
 
 const MODELS: [&str; 3] = ["H100-80GB", "A10", "A100-40GB"];
 
@@ -117,209 +120,6 @@ fn request(c: &Cluster, kind: u8, n: u8, mib: u64) -> GpuRequest {
     }
 }
 
-/// Independent recount: per (node, device) the memory, compute and replicas granted.
-fn check_usage(state: &ClusterState, placed: &[(Pod, Placement)]) {
-    let c = state.cluster();
-    // (memory, compute, grants, replica indices) per (node, device).
-    type Usage = (u64, u64, u32, Vec<u16>);
-    let mut used: HashMap<(usize, u16), Usage> = HashMap::new();
-    let mut cpu: HashMap<usize, u64> = HashMap::new();
-    assert_eq!(state.pod_count(), placed.len());
-    for (pod, pl) in placed {
-        let i = pl.node.index();
-        *cpu.entry(i).or_default() += pod.cpu_milli;
-        let node = &c.nodes()[i];
-        let bound = state.bound(pod.id).expect("placed pods are bound");
-        assert_eq!(&bound.placement, pl, "{}: placement recorded", pod.name);
-        let want = usize::from(pod.gpu.gpu_count());
-        assert_eq!(pl.grants.len(), want, "{}: grant count", pod.name);
-        let mut gpus = Vec::new();
-        for g in &pl.grants {
-            let d = &node.devices[usize::from(g.device)];
-            // Every grant names a physical device (and instance, and replica).
-            let id = device_id(node, g.device, g.replica);
-            assert!(id.starts_with(&format!("gpu{}", d.gpu)), "{id}");
-            match pod.gpu {
-                GpuRequest::Devices { resource, .. } => {
-                    assert_eq!(d.resource, resource, "{}: wrong resource", pod.name)
-                }
-                GpuRequest::Whole(_) => {
-                    assert_eq!(d.resource.0, 0, "{}: wrong resource", pod.name)
-                }
-                _ => assert!(
-                    d.sharing.is_shared(),
-                    "{}: a share on an unshared device",
-                    pod.name
-                ),
-            }
-            if want > 1 && d.mig.is_none() {
-                assert!(!gpus.contains(&d.gpu), "{}: GPU {} twice", pod.name, d.gpu);
-                gpus.push(d.gpu);
-            }
-            let e = used.entry((i, g.device)).or_default();
-            e.0 += g.memory_mib;
-            e.1 += u64::from(g.compute_milli);
-            e.2 += 1;
-            if d.sharing.is_replicated() {
-                assert!(
-                    !e.3.contains(&g.replica),
-                    "replica {} held twice",
-                    g.replica
-                );
-                e.3.push(g.replica);
-            }
-            // Exclusive devices and multi-device grants charge the whole device; an MPS
-            // grant is a slot.
-            if d.sharing == Sharing::Exclusive || want > 1 {
-                assert_eq!(
-                    (g.memory_mib, g.compute_milli),
-                    (d.memory_mib, d.compute_milli)
-                );
-            }
-            if let Sharing::Mps { replicas } = d.sharing {
-                assert_eq!(g.memory_mib, d.memory_mib / u64::from(replicas));
-            }
-        }
-    }
-    for (i, node) in c.nodes().iter().enumerate() {
-        let ns = state.node(NodeId(i as u32)).state;
-        for (k, d) in node.devices.iter().enumerate() {
-            let (m, cm, r, held) = used.remove(&(i, k as u16)).unwrap_or_default();
-            assert!(
-                m <= d.memory_mib,
-                "node {i} device {k}: memory {m} > {}",
-                d.memory_mib
-            );
-            assert!(
-                cm <= u64::from(d.compute_milli),
-                "node {i} device {k}: compute"
-            );
-            if let Some(cap) = d.sharing.replicas() {
-                assert!(r <= u32::from(cap), "node {i} device {k}: replicas");
-            }
-            let s = &ns.devices[k];
-            assert_eq!(
-                (
-                    s.memory_used_mib,
-                    u64::from(s.compute_used_milli),
-                    u32::from(s.grants)
-                ),
-                (m, cm, r),
-                "node {i} device {k}"
-            );
-            for rep in held {
-                assert!(s.holds(rep));
-            }
-        }
-        let c_used = cpu.get(&i).copied().unwrap_or(0);
-        assert!(c_used <= node.cpu_milli);
-        assert_eq!(ns.cpu_free_milli, node.cpu_milli - c_used, "node {i}: cpu");
-    }
-    assert!(used.is_empty(), "grants on devices that do not exist");
-}
-
-/// Brute force: could any node take `pod` now? Checked from capacities and the usage
-/// in the state, without the core's candidate logic.
-fn fits_somewhere(state: &ClusterState, pod: &Pod) -> bool {
-    let c = state.cluster();
-    c.nodes().iter().enumerate().any(|(i, node)| {
-        let ns = state.node(NodeId(i as u32)).state;
-        if ns.pods >= node.max_pods
-            || ns.cpu_free_milli < pod.cpu_milli
-            || ns.memory_free_mib < pod.memory_mib
-        {
-            return false;
-        }
-        let devs = &node.devices;
-        // (free memory, free compute, free replicas or u16::MAX, idle)
-        let free = |k: usize| {
-            let (d, s) = (&devs[k], &ns.devices[k]);
-            (
-                d.memory_mib - s.memory_used_mib,
-                d.compute_milli - s.compute_used_milli,
-                d.sharing.replicas().map_or(u16::MAX, |r| r - s.grants),
-                s.grants == 0,
-            )
-        };
-        let share = |mib: u64, milli: u32| {
-            (0..devs.len()).any(|k| {
-                let d = &devs[k];
-                let (fm, fc, fr, _) = free(k);
-                fr > 0
-                    && match d.sharing {
-                        Sharing::Exclusive => false,
-                        Sharing::Mps { replicas } => {
-                            let slot = (
-                                d.memory_mib / u64::from(replicas),
-                                d.compute_milli / u32::from(replicas),
-                            );
-                            mib <= slot.0 && milli <= slot.1 && fm >= slot.0 && fc >= slot.1
-                        }
-                        _ => fm >= mib && fc >= milli,
-                    }
-            })
-        };
-        let count_of = |resource: u16, count: u8| {
-            let mine: Vec<usize> = (0..devs.len())
-                .filter(|&k| devs[k].resource.0 == resource)
-                .collect();
-            if count == 1 {
-                return mine.iter().any(|&k| {
-                    let d = &devs[k];
-                    let (fm, fc, fr, idle) = free(k);
-                    match d.sharing.replicas() {
-                        Some(r) if d.sharing.is_replicated() => {
-                            fr > 0
-                                && fm >= d.memory_mib / u64::from(r)
-                                && fc >= d.compute_milli / u32::from(r)
-                        }
-                        _ => idle,
-                    }
-                });
-            }
-            if mine.iter().any(|&k| devs[k].sharing.fails_multi()) {
-                return false;
-            }
-            // Idle devices, distinct GPUs for whole GPUs.
-            let mut gpus = BTreeSet::new();
-            let mut inst = 0;
-            for &k in &mine {
-                if free(k).3 {
-                    if devs[k].mig.is_some() {
-                        inst += 1;
-                    } else {
-                        gpus.insert(devs[k].gpu);
-                    }
-                }
-            }
-            gpus.len() + inst >= usize::from(count)
-        };
-        match pod.gpu {
-            GpuRequest::None => true,
-            GpuRequest::Memory { mib, compute_milli } => share(mib, compute_milli),
-            GpuRequest::Milli(m) => (0..devs.len()).any(|k| {
-                let d = &devs[k];
-                let need = (d.memory_mib * u64::from(m) / 1000, u32::from(m));
-                let (fm, fc, fr, _) = free(k);
-                fr > 0
-                    && match d.sharing {
-                        Sharing::Exclusive => false,
-                        Sharing::Mps { replicas } => {
-                            let slot = (
-                                d.memory_mib / u64::from(replicas),
-                                d.compute_milli / u32::from(replicas),
-                            );
-                            need.0 <= slot.0 && need.1 <= slot.1 && fm >= slot.0 && fc >= slot.1
-                        }
-                        _ => fm >= need.0 && fc >= need.1,
-                    }
-            }),
-            GpuRequest::Whole(n) => count_of(0, n),
-            GpuRequest::Devices { resource, count } => count_of(resource.0, count),
-        }
-    })
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
@@ -351,7 +151,7 @@ proptest! {
         let mut placed: Vec<(Pod, Placement)> = Vec::new();
         for (pod, &(_, _, _, _, release)) in pods.iter().zip(&reqs) {
             // The brute force agrees both ways: a placed pod fitted somewhere too.
-            let fits = fits_somewhere(&state, pod);
+            let fits = fits_anywhere(&c, &usage(&c, &placed), pod);
             match sched.schedule(&mut state, pod, &mut rng) {
                 Ok(pl) => {
                     prop_assert!(fits, "{} ({}) placed by {policy} but fits nowhere", pod.name, pod.gpu);
@@ -372,7 +172,21 @@ proptest! {
                 prop_assert_eq!(gone.placement, pl);
                 prop_assert!(state.forget(p.id).is_none(), "forgotten twice");
             }
-            check_usage(&state, &placed);
+            check_state(&state, &placed);
+            // Every grant names its physical device (and instance, and replica) by a
+            // device-plugin ID, and no two grants share one.
+            let mut ids = BTreeSet::new();
+            for (_, pl) in &placed {
+                let node = &c.nodes()[pl.node.index()];
+                for g in &pl.grants {
+                    let d = &node.devices[usize::from(g.device)];
+                    let id = device_id(node, g.device, g.replica);
+                    prop_assert!(id.starts_with(&format!("gpu{}", d.gpu)), "{}", id);
+                    if d.sharing != mlplane_model::Sharing::Fractional {
+                        prop_assert!(ids.insert((pl.node, id.clone())), "{} granted twice", id);
+                    }
+                }
+            }
         }
     }
 }

@@ -30,6 +30,25 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+/// The RNG streams of a seed, shared by every run of the simulator so that every
+/// policy sees the same arrivals and node order: stream 0 orders the arrivals, stream 1
+/// feeds the policy's own draws (Random, random GPU selection), stream 2 draws the node
+/// rank that breaks ties ([`TieBreak::Rank`]).
+pub fn stream(seed: u64, stream: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream);
+    rng
+}
+
+/// The random node order of `seed` over `nodes` nodes: `rank[node index]`, a
+/// permutation of `0..nodes` drawn from [`stream`] 2 (the FGD paper's simulator
+/// prefixes node names with a random permutation per run and breaks ties by name).
+pub fn node_rank(nodes: usize, seed: u64) -> Arc<[u32]> {
+    let mut rank: Vec<u32> = (0..nodes as u32).collect();
+    rank.shuffle(&mut stream(seed, 2));
+    rank.into()
+}
+
 /// Settings of the experiment.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExperimentConfig {
@@ -167,7 +186,7 @@ impl Experiment {
 
     /// Indices into the workload, in arrival order, for `seed` (see the module docs).
     pub fn arrivals(&self, seed: u64) -> Vec<usize> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut rng = stream(seed, 0);
         let target = self.cluster.gpu_milli() * u64::from(self.config.max_arrival_pct) / 100;
         let n = self.workload.len();
         let mut order: Vec<usize> = (0..n).collect();
@@ -193,13 +212,10 @@ impl Experiment {
         }
     }
 
-    /// The random node order of `seed`: `rank[node index]`, a permutation of `0..nodes`.
+    /// The random node order of `seed`: `rank[node index]`, a permutation of `0..nodes`
+    /// ([`node_rank`]).
     pub fn node_order(&self, seed: u64) -> Arc<[u32]> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(2);
-        let mut rank: Vec<u32> = (0..self.cluster.nodes().len() as u32).collect();
-        rank.shuffle(&mut rng);
-        rank.into()
+        node_rank(self.cluster.nodes().len(), seed)
     }
 
     /// Runs `policy` on the arrivals of `seed`; calls `on_pod` after each pod.
@@ -214,8 +230,7 @@ impl Experiment {
         on_pod: &mut dyn FnMut(),
     ) -> Result<Run, ExperimentError> {
         let arrivals = self.arrivals(seed);
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(1);
+        let mut rng = stream(seed, 1);
         let mut scheduler = Scheduler::new(profile(policy, &self.ctx, &self.cluster))
             .with_tie_break(TieBreak::Rank(self.node_order(seed)));
         let mut state = ClusterState::new(self.cluster.clone());

@@ -43,6 +43,8 @@ pub use mlplane_policies::memory::SharePolicy;
 use mlplane_policies::memory::{share_profile, TYPICAL_COVERAGE};
 use mlplane_policies::TypicalPods;
 use mlplane_sched::{ClusterState, ScheduleError, Scheduler, TieBreak};
+
+use crate::experiment::{node_rank, stream};
 use mlplane_share::advisor::{candidates, smallest_profile, Advice};
 use mlplane_share::catalog::{Catalog, GpuSpec};
 use mlplane_share::config::{
@@ -50,8 +52,6 @@ use mlplane_share::config::{
     Sharing, SharingConfig,
 };
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 /// A sharing mode of the study.
@@ -573,16 +573,11 @@ impl Study {
     ) -> Result<StudyRow, StudyError> {
         let (cluster, pods) = self.prepare(mode)?;
         let mut order: Vec<usize> = (0..pods.len()).collect();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(1);
-        let mut rank: Vec<u32> = (0..cluster.nodes().len() as u32).collect();
-        let mut rank_rng = ChaCha8Rng::seed_from_u64(seed);
-        rank_rng.set_stream(2);
-        rank.shuffle(&mut rank_rng);
+        order.shuffle(&mut stream(seed, 0));
+        let mut rng = stream(seed, 1);
         let typical = Arc::new(TypicalPods::by_gpu_request(&pods, TYPICAL_COVERAGE));
         let mut sched = Scheduler::new(share_profile(policy, typical, &cluster))
-            .with_tie_break(TieBreak::Rank(rank.into()));
+            .with_tie_break(TieBreak::Rank(node_rank(cluster.nodes().len(), seed)));
         let mut state = ClusterState::new(cluster.clone());
         let (mut placed, mut refused, mut refused_sharing) = (0, 0, 0);
         let mut need_mib = 0u64;

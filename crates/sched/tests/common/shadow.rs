@@ -320,19 +320,32 @@ fn placement_at_free_replicas(
     p
 }
 
-/// True if some device subset of node `i` makes a valid placement.
+/// True if some set of `count` devices of node `i` makes a valid placement.
 pub fn fits_node(cluster: &Cluster, u: &Usage, pod: &Pod, i: usize) -> bool {
-    let devices = u.gpu[i].len() as u32;
-    assert!(devices <= 16, "brute force over at most 16 devices");
-    (0u32..1 << devices)
-        .filter(|s| s.count_ones() as usize == count(pod.gpu))
-        .any(|s| {
-            let idx: Vec<usize> = (0..devices as usize)
-                .filter(|g| s & (1 << g) != 0)
-                .collect();
-            let p = placement_at_free_replicas(cluster, u, i, pod.gpu, &idx);
-            valid(cluster, u, pod, &p).is_ok()
-        })
+    fn combos(
+        n: usize,
+        k: usize,
+        start: usize,
+        cur: &mut Vec<usize>,
+        f: &mut dyn FnMut(&[usize]) -> bool,
+    ) -> bool {
+        if cur.len() == k {
+            return f(cur);
+        }
+        for d in start..n {
+            cur.push(d);
+            if combos(n, k, d + 1, cur, f) {
+                return true;
+            }
+            cur.pop();
+        }
+        false
+    }
+    let devices = u.gpu[i].len();
+    combos(devices, count(pod.gpu), 0, &mut Vec::new(), &mut |idx| {
+        let p = placement_at_free_replicas(cluster, u, i, pod.gpu, idx);
+        valid(cluster, u, pod, &p).is_ok()
+    })
 }
 
 /// True if some node can hold `pod`.
