@@ -10,7 +10,6 @@ mod shadow;
 
 use std::sync::Arc;
 
-use mlplane_model::Pod;
 use mlplane_policies::fgd::DEFAULT_POPULARITY;
 use mlplane_policies::{profile, Policy, PolicyContext, TypicalPods};
 use mlplane_sched::{
@@ -76,13 +75,7 @@ proptest! {
         events in arb_events(60),
         seed in any::<u64>(),
     ) {
-        let arrivals: Vec<Pod> = events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Arrive(p) => Some(p.clone()),
-                Event::Depart(_) => None,
-            })
-            .collect();
+        let arrivals = arrivals_of(&events[..]);
         let typical = Arc::new(TypicalPods::from_workload(&arrivals, DEFAULT_POPULARITY));
         let ctx = PolicyContext::new(&cluster, typical);
         let mut rank: Vec<u32> = (0..cluster.nodes().len() as u32).collect();

@@ -36,13 +36,7 @@ fn run(
     events: &[Event],
     seed: u64,
 ) -> (usize, usize) {
-    let arrivals: Vec<Pod> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Arrive(p) => Some(p.clone()),
-            Event::Depart(_) => None,
-        })
-        .collect();
+    let arrivals = arrivals_of(&events[..]);
     let typical = Arc::new(TypicalPods::from_workload(&arrivals, DEFAULT_POPULARITY));
     let ctx = PolicyContext::new(cluster, typical);
     run_with(
@@ -64,13 +58,7 @@ fn run_profile(
     events: &[Event],
     seed: u64,
 ) -> (usize, usize) {
-    let arrivals: Vec<Pod> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Arrive(p) => Some(p.clone()),
-            Event::Depart(_) => None,
-        })
-        .collect();
+    let arrivals = arrivals_of(&events[..]);
     let typical = Arc::new(TypicalPods::by_gpu_request(&arrivals, DEFAULT_POPULARITY));
     run_with(
         policy,
@@ -208,13 +196,7 @@ proptest! {
         events in arb_events(15),
         seed in any::<u64>(),
     ) {
-        let pods: Vec<Pod> = events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Arrive(p) => Some(p.clone()),
-                Event::Depart(_) => None,
-            })
-            .collect();
+        let pods = arrivals_of(&events[..]);
         for policy in Policy::ALL {
             for tb in tie_breaks(cluster.nodes().len(), seed) {
                 let first = place_all(policy, tb.clone(), &cluster, &pods, seed);

@@ -75,64 +75,40 @@ fn bench(c: &mut Criterion) {
         let nodes = cl.nodes().len();
         let exp = Experiment::new(cl, workload, ExperimentConfig::default()).expect("experiment");
         let (state, next) = filled(&exp, 60);
-        let mut g = c.benchmark_group(format!("decisions/{source}-{label}-{nodes}-nodes"));
-        g.throughput(Throughput::Elements(1));
-        g.sample_size(if times == 1 { 30 } else { 10 });
-        for policy in Policy::ALL {
-            let mut sched = Scheduler::new(profile(policy, exp.context(), exp.cluster()))
-                .with_tie_break(TieBreak::Rank(exp.node_order(42)));
-            let mut rng = ChaCha8Rng::seed_from_u64(7);
-            let mut i = 0;
-            g.bench_function(BenchmarkId::from_parameter(policy.name()), |b| {
-                b.iter(|| {
-                    let pod = &next[i % next.len()];
-                    i += 1;
-                    let _ = std::hint::black_box(sched.evaluate(&state, pod, &mut rng));
-                })
-            });
+        // `decisions`: evaluate with the shape cache; `full-scan`: the same without it
+        // (every node filtered and scored every cycle); `committed`: each pod is
+        // assumed, then forgotten, so every decision changes one node twice and the
+        // next one evaluates that node again.
+        for group in ["decisions", "full-scan", "committed"] {
+            let mut g = c.benchmark_group(format!("{group}/{source}-{label}-{nodes}-nodes"));
+            g.throughput(Throughput::Elements(1));
+            g.sample_size(if times == 1 { 30 } else { 10 });
+            for policy in Policy::ALL {
+                let mut sched = Scheduler::new(profile(policy, exp.context(), exp.cluster()))
+                    .with_tie_break(TieBreak::Rank(exp.node_order(42)));
+                if group == "full-scan" {
+                    sched = sched.full_scan();
+                }
+                let mut rng = ChaCha8Rng::seed_from_u64(7);
+                let mut st = state.clone();
+                let mut i = 0;
+                g.bench_function(BenchmarkId::from_parameter(policy.name()), |b| {
+                    b.iter(|| {
+                        let pod = &next[i % next.len()];
+                        i += 1;
+                        if group == "committed" {
+                            let pod = pod.renewed();
+                            if sched.schedule(&mut st, &pod, &mut rng).is_ok() {
+                                st.forget(pod.id);
+                            }
+                        } else {
+                            let _ = std::hint::black_box(sched.evaluate(&st, pod, &mut rng));
+                        }
+                    })
+                });
+            }
+            g.finish();
         }
-        g.finish();
-        // The plain full scan (the scheduler without its shape cache), as before.
-        let mut g = c.benchmark_group(format!("full-scan/{source}-{label}-{nodes}-nodes"));
-        g.throughput(Throughput::Elements(1));
-        g.sample_size(if times == 1 { 30 } else { 10 });
-        for policy in Policy::ALL {
-            let mut sched = Scheduler::new(profile(policy, exp.context(), exp.cluster()))
-                .with_tie_break(TieBreak::Rank(exp.node_order(42)))
-                .full_scan();
-            let mut rng = ChaCha8Rng::seed_from_u64(7);
-            let mut i = 0;
-            g.bench_function(BenchmarkId::from_parameter(policy.name()), |b| {
-                b.iter(|| {
-                    let pod = &next[i % next.len()];
-                    i += 1;
-                    let _ = std::hint::black_box(sched.evaluate(&state, pod, &mut rng));
-                })
-            });
-        }
-        g.finish();
-        // The same decisions committed: each pod is assumed, then forgotten, so every
-        // decision changes one node twice and the next one evaluates that node again.
-        let mut g = c.benchmark_group(format!("committed/{source}-{label}-{nodes}-nodes"));
-        g.throughput(Throughput::Elements(1));
-        g.sample_size(if times == 1 { 30 } else { 10 });
-        for policy in Policy::ALL {
-            let mut sched = Scheduler::new(profile(policy, exp.context(), exp.cluster()))
-                .with_tie_break(TieBreak::Rank(exp.node_order(42)));
-            let mut rng = ChaCha8Rng::seed_from_u64(7);
-            let mut st = state.clone();
-            let mut i = 0;
-            g.bench_function(BenchmarkId::from_parameter(policy.name()), |b| {
-                b.iter(|| {
-                    let pod = next[i % next.len()].renewed();
-                    i += 1;
-                    if sched.schedule(&mut st, &pod, &mut rng).is_ok() {
-                        st.forget(pod.id);
-                    }
-                })
-            });
-        }
-        g.finish();
     }
 }
 

@@ -569,6 +569,17 @@ pub enum Event {
     Depart(usize),
 }
 
+/// The pods that arrive in `events`, in order.
+pub fn arrivals_of(events: &[Event]) -> Vec<Pod> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Arrive(p) => Some(p.clone()),
+            Event::Depart(_) => None,
+        })
+        .collect()
+}
+
 /// Mostly arrivals, some departures.
 pub fn arb_events(max: usize) -> impl Strategy<Value = Vec<Event>> {
     prop::collection::vec(
