@@ -36,7 +36,7 @@ fn run(
     events: &[Event],
     seed: u64,
 ) -> (usize, usize) {
-    let arrivals = arrivals_of(&events[..]);
+    let arrivals = arrivals_of(events);
     let typical = Arc::new(TypicalPods::from_workload(&arrivals, DEFAULT_POPULARITY));
     let ctx = PolicyContext::new(cluster, typical);
     run_with(
@@ -58,7 +58,7 @@ fn run_profile(
     events: &[Event],
     seed: u64,
 ) -> (usize, usize) {
-    let arrivals = arrivals_of(&events[..]);
+    let arrivals = arrivals_of(events);
     let typical = Arc::new(TypicalPods::by_gpu_request(&arrivals, DEFAULT_POPULARITY));
     run_with(
         policy,
