@@ -170,7 +170,9 @@ pub struct FgdArgs {
 /// allocators, and the policies' score plugins: `RandomScore`, `DotProdScore`,
 /// `GpuClusteringScore`, `GpuPackingScore`, `BestFitScore`, `FGDScore` (args
 /// [`FgdArgs`]; also the device allocator), `NodeResourcesLeastAllocated`,
-/// `NodeResourcesMostAllocated`. Normalisation constants come from the cluster.
+/// `NodeResourcesMostAllocated`, and the GPU-memory policies of [`memory`]
+/// (`BestFitMemoryScore`, `LeastAllocatedMemoryScore`, `FGDMemoryScore`).
+/// Normalisation constants come from the cluster.
 pub fn registry() -> Registry {
     let mut r = Registry::builtin();
     let ctx = |c: &Cluster| PolicyContext::new(c, Arc::default());

@@ -33,7 +33,7 @@ use crate::framework::{
     MAX_NODE_SCORE,
 };
 use crate::state::{
-    device_candidates, device_fit, ClusterState, DeviceRefusal, GpuSet, Grant, NodeInfo, NodeState,
+    device_candidates, device_fit, ClusterState, DeviceRefusal, GpuSet, Grant, NodeInfo,
 };
 use crate::status::{Reason, Status};
 
@@ -404,21 +404,6 @@ impl FilterPlugin for DeviceFit {
             ),
         }
     }
-}
-
-/// The first `n` entirely free GPUs by index, or `None` if there are fewer (the FGD
-/// paper's whole-GPU choice).
-pub fn first_free_gpus(state: &NodeState, n: u8) -> Option<GpuSet> {
-    let mut set = GpuSet::empty();
-    for (i, &g) in state.gpus().iter().enumerate() {
-        if set.len() == usize::from(n) {
-            break;
-        }
-        if u32::from(g) == mlplane_model::GPU_MILLI {
-            set.insert(i);
-        }
-    }
-    (set.len() == usize::from(n)).then_some(set)
 }
 
 /// How [`GpuSelector`] orders a node's candidate devices (the FGD simulator's

@@ -1,9 +1,9 @@
-//! The GPU selection rules of `plugins::GpuSelector` and `plugins::first_free_gpus`.
+//! The GPU selection rules of `plugins::GpuSelector`.
 
 use std::sync::Arc;
 
 use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, Node, Pod};
-use mlplane_sched::plugins::{self, first_free_gpus, GpuSelectMode, GpuSelector};
+use mlplane_sched::plugins::{self, GpuSelectMode, GpuSelector};
 use mlplane_sched::{
     ClusterState, CycleState, GpuSet, Grant, NodeId, Placement, Profile, ReservePlugin, Scheduler,
 };
@@ -128,16 +128,6 @@ fn whole_gpus_are_the_lowest_indexed_fully_free_ones() {
         check(mode, &[999, 1000], Whole(2), None); // 999 is not fully free
         check(mode, &FREE, NoGpu, Some(&[]));
     }
-    let st = node_with_free(&FREE);
-    assert_eq!(
-        first_free_gpus(st.node(NodeId(0)).state, 2),
-        Some(set(&[2, 4]))
-    );
-    assert_eq!(
-        first_free_gpus(st.node(NodeId(0)).state, 0),
-        Some(GpuSet::empty())
-    );
-    assert_eq!(first_free_gpus(st.node(NodeId(0)).state, 4), None);
 }
 
 #[test]
