@@ -246,6 +246,9 @@ fn sharing_study(args: SimulateArgs) -> Result<()> {
     }
     let input = input::load(args.nodes.as_deref(), args.pods.as_deref())?;
     let study = Study::new(&input.cluster, input.pods.clone(), options)?;
+    if let Some(path) = &args.sharing_config {
+        study.check_config(&path.display().to_string())?;
+    }
     eprintln!(
         "sharing study: {} mode(s) x {} seed(s) on {} nodes / {} GPUs of {}, {} pods, policy {}",
         modes.len(),

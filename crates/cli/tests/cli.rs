@@ -455,6 +455,30 @@ fn a_sharing_configuration_that_configures_nothing_is_refused_naming_the_file() 
 }
 
 #[test]
+fn a_configuration_that_selects_no_node_or_does_not_resolve_fails_before_running() {
+    let d = tmp("resolvecfg");
+    // Every GPU node of the study is an H100-80GB: a group for T4s selects none.
+    let f = write(
+        &d,
+        "t4.yaml",
+        "nodeGroups:\n  - name: ts\n    models: [T4]\n    sharing:\n      timeSlicing:\n        resources:\n          - name: nvidia.com/gpu\n            replicas: 4\n",
+    );
+    fails_before_running(
+        &["simulate", "--sharing-config", &f],
+        &format!("mlplane: error: {f}: nodeGroups[0] (\"ts\") selects no node of the cluster (models: T4, nodes: any; every GPU node of the study is a H100-80GB)"),
+    );
+    let f = write(
+        &d,
+        "one.yaml",
+        "nodeGroups:\n  - name: ts\n    sharing:\n      timeSlicing:\n        resources:\n          - name: nvidia.com/gpu\n            replicas: 1\n",
+    );
+    fails_before_running(
+        &["simulate", "--sharing-config", &f],
+        &format!("mlplane: error: {f}: nodeGroups[0].sharing.timeSlicing.resources[0].replicas: must be at least 2, got 1"),
+    );
+}
+
+#[test]
 fn a_yaml_syntax_error_names_the_file_line_and_column() {
     let d = tmp("yamlerr");
     // `sharing:` is indented one space less than `name:`.
@@ -503,9 +527,11 @@ fn a_configuration_that_does_not_resolve_fails_before_any_run() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("mlplane: error: config: migConfigs.big[0].mig-devices: on node n0: H100-80GB allows at most 1 instance(s) of 7g.80gb, 2 asked"),
+        err.contains(&format!("mlplane: error: {cfg}: migConfigs.big[0].mig-devices: on node n0: H100-80GB allows at most 1 instance(s) of 7g.80gb, 2 asked")),
         "{err}"
     );
+    // Checked against the cluster before the study starts.
+    assert!(!err.contains("sharing study:"), "{err}");
     assert!(!err.contains("done in"), "{err}");
     assert!(out.stdout.is_empty());
 }

@@ -299,6 +299,29 @@ impl SharingConfig {
         Ok(c)
     }
 
+    /// How many GPU nodes of `cluster` each node group takes (a node goes to the first
+    /// group whose `models` and `nodes` both select it, as in
+    /// [`SharingConfig::resolve`]), in `node_groups` order. A 0 is a group that
+    /// configures nothing on this cluster.
+    pub fn group_node_counts(&self, cluster: &Cluster) -> Vec<usize> {
+        let mut counts = vec![0; self.node_groups.len()];
+        for node in cluster.nodes() {
+            let Some(model_id) = node.gpu_model() else {
+                continue;
+            };
+            let model = cluster.model_name(model_id);
+            if let Some(k) = self.node_groups.iter().position(|grp| {
+                grp.models
+                    .as_ref()
+                    .is_none_or(|m| m.iter().any(|x| x == model))
+                    && grp.nodes.as_ref().is_none_or(|n| n.contains(&node.name))
+            }) {
+                counts[k] += 1;
+            }
+        }
+        counts
+    }
+
     /// Resolves the configuration against a cluster: the same cluster (models, node
     /// names, CPU, memory, constraints) with every GPU node's devices as the device
     /// plugin would advertise them, each a [`Device`] of the catalogue's memory and
@@ -564,6 +587,32 @@ fn whole_gpus(spec: &GpuSpec, count: u8) -> Vec<Device> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn group_node_counts_follow_first_match() {
+        use mlplane_model::{Cluster, GpuModel, GpuModelId, Node};
+        let models = ["H100-80GB", "T4"]
+            .map(|m| GpuModel {
+                name: m.into(),
+                memory_mib: None,
+            })
+            .to_vec();
+        let nodes = vec![
+            Node::new("a", 1000, 1024).with_gpus(GpuModelId(0), 1, 0),
+            Node::new("b", 1000, 1024).with_gpus(GpuModelId(0), 1, 0),
+            Node::new("c", 1000, 1024).with_gpus(GpuModelId(1), 1, 0),
+            Node::new("cpu", 1000, 1024),
+        ];
+        let cluster = Cluster::new(models, nodes).unwrap();
+        let cfg = SharingConfig::parse(
+            "nodeGroups:\n  - name: named\n    nodes: [a]\n  - name: h100\n    models: [H100-80GB]\n  - name: a10\n    models: [A10]\n  - name: rest\n",
+            "t.yaml",
+        )
+        .unwrap();
+        // a goes to the first group that selects it; b to h100; c (T4) to rest; the
+        // CPU-only node to none; nothing is an A10.
+        assert_eq!(cfg.group_node_counts(&cluster), [1, 1, 0, 1]);
+    }
+
     use super::*;
 
     fn parse_err(text: &str) -> String {

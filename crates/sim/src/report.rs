@@ -337,10 +337,25 @@ pub fn plot_svg(sweep: &Sweep, title: &str) -> Result<String, String> {
 
 /// The sharing study's table: one line per mode (means over seeds).
 pub fn sharing_table(means: &[crate::sharing::StudyRow]) -> String {
+    let needed: Vec<String> = means
+        .iter()
+        .map(|r| match (r.gpus_needed, r.refused_at_double) {
+            (Some(g), Some(0)) => g.to_string(),
+            (Some(g), Some(x)) => format!("{g} ({x} never)"),
+            _ => "-".into(),
+        })
+        .collect();
+    // The last column is as wide as its widest entry, so that "N (M never)" fits.
+    let w = needed
+        .iter()
+        .map(String::len)
+        .chain([12])
+        .max()
+        .unwrap_or(12);
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<13} {:>7} {:>8} {:>9} {:>14} {:>9} {:>7} {:>11} {:>12}",
+        "{:<13} {:>7} {:>8} {:>9} {:>14} {:>9} {:>7} {:>11} {:>w$}",
         "mode",
         "placed",
         "refused",
@@ -351,15 +366,10 @@ pub fn sharing_table(means: &[crate::sharing::StudyRow]) -> String {
         "used%/occ.",
         "GPUs needed"
     );
-    for r in means {
-        let needed = match (r.gpus_needed, r.refused_at_double) {
-            (Some(g), Some(0)) => g.to_string(),
-            (Some(g), Some(x)) => format!("{g} ({x} never)"),
-            _ => "-".into(),
-        };
+    for (r, needed) in means.iter().zip(&needed) {
         let _ = writeln!(
             out,
-            "{:<13} {:>7} {:>8} {:>9} {:>6} / {:<5} {:>9.2} {:>7.2} {:>11.2} {:>12}",
+            "{:<13} {:>7} {:>8} {:>9} {:>6} / {:<5} {:>9.2} {:>7.2} {:>11.2} {:>w$}",
             r.mode,
             r.placed,
             r.refused,

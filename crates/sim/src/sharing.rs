@@ -536,6 +536,37 @@ impl Study {
         Ok((Arc::new(cluster), pods))
     }
 
+    /// Checks the sharing configuration of mode `config` ([`StudyOptions::custom`])
+    /// against the study's cluster before any run: it must resolve, and every node
+    /// group must select at least one GPU node (a group that selects none configures
+    /// nothing, and the mode would silently equal `whole`). `file` names the
+    /// configuration in the errors. Without a configuration, nothing to check.
+    ///
+    /// # Errors
+    /// [`StudyError`] naming the file, the group and why.
+    pub fn check_config(&self, file: &str) -> Result<(), StudyError> {
+        let Some(cfg) = &self.options.custom else {
+            return Ok(());
+        };
+        for (k, n) in cfg.group_node_counts(&self.cluster).into_iter().enumerate() {
+            if n == 0 {
+                let g = &cfg.node_groups[k];
+                return Err(StudyError(format!(
+                    "{file}: nodeGroups[{k}] ({:?}) selects no node of the cluster (models: {}, nodes: {}; every GPU node of the study is a {})",
+                    g.name,
+                    g.models.as_ref().map_or("any".to_string(), |m| m.join(", ")),
+                    g.nodes
+                        .as_ref()
+                        .map_or("any".to_string(), |n| format!("{} named", n.len())),
+                    self.options.model
+                )));
+            }
+        }
+        cfg.resolve(&self.cluster)
+            .map(|_| ())
+            .map_err(|e| StudyError(format!("{file}: {e}")))
+    }
+
     /// The study's cluster (GPU models replaced, GPUs not yet resolved to devices).
     pub fn cluster(&self) -> Arc<Cluster> {
         self.cluster.clone()
