@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use mlplane_model::{GpuModelId, GpuRequest, ModelSet, Pod, Sharing, GPU_MILLI, MAX_GPUS_PER_NODE};
-use mlplane_sched::plugins::{select_grants, GpuSelectMode};
+use mlplane_sched::plugins::{reserve_grants, select_grants, GpuSelectMode};
 use mlplane_sched::{
     charge, ClusterState, CycleState, GpuSet, NodeInfo, Placement, Plugin, ReservePlugin,
     ScorePlugin, Status, MAX_NODE_SCORE,
@@ -519,15 +519,6 @@ impl ReservePlugin for FgdScore {
             Some((_, g)) => Placement::on_gpus(node.id, node.node, pod.gpu, g).map(|p| p.grants),
             None => select_grants(state, node, pod.gpu, GpuSelectMode::BestFit, rng),
         };
-        match grants {
-            Some(g) => {
-                cycle.set_grants(g);
-                Ok(())
-            }
-            None => Err(Status::error(
-                self.name(),
-                format!("no devices for {} on node {:?}", pod.gpu, node.node.name),
-            )),
-        }
+        reserve_grants(cycle, self.name(), pod, node, grants)
     }
 }

@@ -53,7 +53,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use mlplane_model::{Device, GpuRequest, Pod};
-use mlplane_sched::plugins::grant;
+use mlplane_sched::plugins::{grant, reserve_grants};
 use mlplane_sched::state::{device_candidates, needs_idle, DeviceState};
 use mlplane_sched::{
     charge, Charge, ClusterState, CycleState, GpuSet, NodeInfo, NodeScore, Plugin, PreScorePlugin,
@@ -698,16 +698,7 @@ impl ReservePlugin for FgdMemoryScore {
                 .map(|(k, c)| grant(state, node, k, c))
                 .collect::<Option<Vec<_>>>()
         });
-        match grants {
-            Some(g) => {
-                cycle.set_grants(g);
-                Ok(())
-            }
-            None => Err(Status::error(
-                self.name(),
-                format!("no devices for {} on node {:?}", pod.gpu, node.node.name),
-            )),
-        }
+        reserve_grants(cycle, self.name(), pod, node, grants)
     }
 }
 

@@ -457,16 +457,33 @@ impl ReservePlugin for GpuSelector {
             cycle.set_grants(Vec::new());
             return Ok(());
         }
-        match select_grants(state, node, pod.gpu, self.0, rng) {
-            Some(g) => {
-                cycle.set_grants(g);
-                Ok(())
-            }
-            None => Err(Status::error(
-                self.name(),
-                format!("no devices for {} on a feasible node", pod.gpu),
-            )),
+        let grants = select_grants(state, node, pod.gpu, self.0, rng);
+        reserve_grants(cycle, self.name(), pod, node, grants)
+    }
+}
+
+/// Sets `grants` as the pod's grants at Reserve, or, for `None`, the error of device
+/// allocator `plugin` that found no devices for `pod` on `node` (a feasible node, so a
+/// plugin bug).
+///
+/// # Errors
+/// [`Status`] with [`crate::Code::Error`] for `None`.
+pub fn reserve_grants(
+    cycle: &mut CycleState,
+    plugin: &'static str,
+    pod: &Pod,
+    node: &NodeInfo<'_>,
+    grants: Option<Vec<Grant>>,
+) -> Result<(), Status> {
+    match grants {
+        Some(g) => {
+            cycle.set_grants(g);
+            Ok(())
         }
+        None => Err(Status::error(
+            plugin,
+            format!("no devices for {} on node {:?}", pod.gpu, node.node.name),
+        )),
     }
 }
 

@@ -43,15 +43,16 @@ fn rng() -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(3)
 }
 
-/// PreFilter that keeps only `keep`, or rejects with `reject`.
+/// PreFilter named `name` that keeps only `keep`, or rejects with `reject`.
 struct Narrow {
+    name: &'static str,
     keep: Option<Vec<NodeId>>,
     reject: Option<Status>,
 }
 
 impl Plugin for Narrow {
     fn name(&self) -> &'static str {
-        "Narrow"
+        self.name
     }
     fn as_pre_filter(&self) -> Option<&dyn PreFilterPlugin> {
         Some(self)
@@ -79,12 +80,20 @@ fn pre_filter_narrows_the_nodes_and_their_intersection_is_kept() {
     let profile = base(&c)
         .with(
             Arc::new(Narrow {
+                name: "NarrowA",
                 keep: Some(vec![NodeId(3), NodeId(1), NodeId(2)]),
                 reject: None,
             }),
             1,
         )
-        .with(Arc::new(NarrowB(vec![NodeId(2), NodeId(0)])), 1);
+        .with(
+            Arc::new(Narrow {
+                name: "NarrowB",
+                keep: Some(vec![NodeId(2), NodeId(0)]),
+                reject: None,
+            }),
+            1,
+        );
     let mut s = Scheduler::new(profile);
     let p = s
         .schedule(
@@ -114,28 +123,6 @@ fn pre_filter_narrows_the_nodes_and_their_intersection_is_kept() {
             Code::UnschedulableAndUnresolvable
         ]
     );
-}
-
-struct NarrowB(Vec<NodeId>);
-
-impl Plugin for NarrowB {
-    fn name(&self) -> &'static str {
-        "NarrowB"
-    }
-    fn as_pre_filter(&self) -> Option<&dyn PreFilterPlugin> {
-        Some(self)
-    }
-}
-
-impl PreFilterPlugin for NarrowB {
-    fn pre_filter(
-        &self,
-        _: &mut CycleState,
-        _: &ClusterState,
-        _: &Pod,
-    ) -> Result<Option<Vec<NodeId>>, Status> {
-        Ok(Some(self.0.clone()))
-    }
 }
 
 /// PostFilter that records the diagnosis it saw and nominates `nominate`.
@@ -180,6 +167,7 @@ fn pre_filter_rejection_is_a_diagnosis_for_every_node_and_post_filter_sees_it() 
     let profile = base(&c)
         .with(
             Arc::new(Narrow {
+                name: "Narrow",
                 keep: None,
                 reject: Some(Status::unresolvable("Narrow", "pod is throttled")),
             }),
