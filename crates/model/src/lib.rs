@@ -362,6 +362,9 @@ pub struct Pod {
     pub allowed_models: Option<ModelSet>,
     /// Priority, as a PriorityClass value (higher is more important). 0 by default.
     pub priority: i32,
+    /// Whether the pod may preempt lower-priority pods (its PriorityClass's
+    /// `preemptionPolicy`).
+    pub preemption_policy: PreemptionPolicy,
     /// Tenant (team or namespace) the pod is accounted to, if any.
     pub tenant: Option<String>,
     /// When the pod was created, seconds from an epoch of the caller's choice (the
@@ -388,6 +391,7 @@ impl Pod {
             extended: Vec::new(),
             allowed_models: None,
             priority: 0,
+            preemption_policy: PreemptionPolicy::PreemptLowerPriority,
             tenant: None,
             created_s: 0,
             tolerations: Vec::new(),
@@ -423,6 +427,84 @@ impl Pod {
     /// True if the pod may run on GPUs of `model`.
     pub fn allows_model(&self, model: GpuModelId) -> bool {
         self.allowed_models.is_none_or(|s| s.contains(model))
+    }
+}
+
+/// A PriorityClass's `preemptionPolicy`
+/// (<https://kubernetes.io/docs/concepts/scheduling-eviction/pod-priority-preemption/#non-preempting-priority-class>).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum PreemptionPolicy {
+    /// The pod may preempt pods of lower priority (Kubernetes' default).
+    #[default]
+    PreemptLowerPriority,
+    /// The pod waits; it never preempts (it is still placed ahead of lower priorities
+    /// in the queue).
+    Never,
+}
+
+/// A named priority value, as a Kubernetes `PriorityClass`
+/// (<https://kubernetes.io/docs/concepts/scheduling-eviction/pod-priority-preemption/>).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PriorityClass {
+    /// Name, e.g. `high`.
+    pub name: String,
+    /// Value: higher is more important.
+    pub value: i32,
+    /// Whether pods of the class preempt.
+    pub preemption_policy: PreemptionPolicy,
+    /// The class of pods that name none (at most one class of a set).
+    pub global_default: bool,
+}
+
+/// A set of priority classes by name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PriorityClasses {
+    classes: Vec<PriorityClass>,
+}
+
+impl PriorityClasses {
+    /// The classes, checked.
+    ///
+    /// # Errors
+    /// [`ModelError::PriorityClass`] for an empty or repeated name, or more than one
+    /// global default.
+    pub fn new(classes: Vec<PriorityClass>) -> Result<Self, ModelError> {
+        let bad = |why: String| Err(ModelError::PriorityClass(why));
+        for (k, c) in classes.iter().enumerate() {
+            if c.name.is_empty() {
+                return bad(format!("class {k} has no name"));
+            }
+            if classes[..k].iter().any(|d| d.name == c.name) {
+                return bad(format!("{:?} is listed twice", c.name));
+            }
+        }
+        if classes.iter().filter(|c| c.global_default).count() > 1 {
+            return bad("more than one class is globalDefault".into());
+        }
+        Ok(PriorityClasses { classes })
+    }
+
+    /// The class named `name`.
+    pub fn get(&self, name: &str) -> Option<&PriorityClass> {
+        self.classes.iter().find(|c| c.name == name)
+    }
+
+    /// Gives `pod` the priority and preemption policy of class `name` (`None`: the
+    /// global default class, or priority 0 and `PreemptLowerPriority` without one, as
+    /// Kubernetes' Priority admission plugin does).
+    ///
+    /// # Errors
+    /// [`ModelError::PriorityClass`] naming an unknown class.
+    pub fn apply(&self, pod: &mut Pod, name: Option<&str>) -> Result<(), ModelError> {
+        let class = match name {
+            Some(n) => Some(self.get(n).ok_or_else(|| {
+                ModelError::PriorityClass(format!("no priority class named {n:?}"))
+            })?),
+            None => self.classes.iter().find(|c| c.global_default),
+        };
+        pod.priority = class.map_or(0, |c| c.value);
+        pod.preemption_policy = class.map_or(PreemptionPolicy::default(), |c| c.preemption_policy);
+        Ok(())
     }
 }
 
@@ -664,6 +746,8 @@ pub enum ModelError {
     },
     /// The resource name table is malformed.
     Resources(String),
+    /// A priority class set is malformed, or a pod names an unknown class.
+    PriorityClass(String),
     /// A node is malformed.
     Node {
         /// Node name.
@@ -692,6 +776,7 @@ impl fmt::Display for ModelError {
             ModelError::DuplicateModel(m) => write!(f, "GPU model {m:?} is listed twice"),
             ModelError::DuplicateNode(n) => write!(f, "node {n:?} is listed twice"),
             ModelError::Resources(why) => write!(f, "resource names: {why}"),
+            ModelError::PriorityClass(why) => write!(f, "priority classes: {why}"),
             ModelError::Node { node, why } => write!(f, "node {node:?} {why}"),
             ModelError::UnknownModelId { node, id } => {
                 write!(f, "node {node:?} refers to unknown GPU model id {id}")
@@ -713,6 +798,44 @@ impl std::error::Error for ModelError {}
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn priority_classes_set_priority_and_policy() {
+        let class = |name: &str, value, policy, global_default| PriorityClass {
+            name: name.into(),
+            value,
+            preemption_policy: policy,
+            global_default,
+        };
+        use PreemptionPolicy::*;
+        let pcs = PriorityClasses::new(vec![
+            class("high", 1000, PreemptLowerPriority, false),
+            class("low", 100, PreemptLowerPriority, true),
+            class("low-cpu", 50, Never, false),
+        ])
+        .unwrap();
+        let mut p = Pod::new("p", 1, 1, GpuRequest::None);
+        pcs.apply(&mut p, Some("low-cpu")).unwrap();
+        assert_eq!((p.priority, p.preemption_policy), (50, Never));
+        pcs.apply(&mut p, None).unwrap();
+        assert_eq!(
+            (p.priority, p.preemption_policy),
+            (100, PreemptLowerPriority),
+            "the global default"
+        );
+        assert!(pcs.apply(&mut p, Some("nope")).is_err());
+        assert_eq!(PriorityClasses::default().apply(&mut p, None), Ok(()));
+        assert_eq!(p.priority, 0, "no classes, no default: priority 0");
+        assert!(
+            PriorityClasses::new(vec![class("a", 1, Never, true), class("b", 2, Never, true)])
+                .is_err()
+        );
+        assert!(PriorityClasses::new(vec![
+            class("a", 1, Never, false),
+            class("a", 2, Never, false)
+        ])
+        .is_err());
+    }
+
     use super::*;
 
     #[test]

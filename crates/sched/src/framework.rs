@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
-use mlplane_model::{GpuRequest, Pod, PodShape};
+use mlplane_model::{GpuRequest, Pod, PodId, PodShape};
 use rand::{Rng, RngCore};
 
 use crate::state::{ClusterState, Grant, NodeId, NodeInfo, Placement};
@@ -126,20 +126,37 @@ pub trait FilterPlugin: Plugin {
     fn filter(&self, cycle: &CycleState, pod: &Pod, node: &NodeInfo<'_>) -> Result<(), Status>;
 }
 
+/// Where a pod may run once something changes: the node PostFilter nominates and the
+/// pods that must leave it first (preemption victims; none if the node only needs to
+/// free up by itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Nomination {
+    /// The nominated node.
+    pub node: NodeId,
+    /// Pods to evict from it, by id.
+    pub victims: Vec<PodId>,
+}
+
+/// Runs the profile's filters on one node, as PostFilter plugins may ask (kube's
+/// `RunFilterPlugins` through the framework handle).
+pub type FilterRunner<'r> = dyn Fn(&NodeInfo<'_>) -> Result<(), Status> + 'r;
+
 /// PostFilter extension point: runs when no node is feasible (preemption).
 pub trait PostFilterPlugin: Plugin {
-    /// A nominated node (`Ok(Some)`) where the pod may fit once something changes, or
-    /// `Ok(None)` / an unschedulable status when the plugin cannot help.
+    /// A nomination where the pod may fit once something changes, or `Ok(None)` / an
+    /// unschedulable status when the plugin cannot help. `filters` runs the profile's
+    /// filters for the pod on a node (a scratch copy, for preemption's what-ifs).
     ///
     /// # Errors
     /// A [`Status`] saying why the plugin could not help.
     fn post_filter(
         &self,
-        cycle: &mut CycleState,
+        cycle: &CycleState,
         state: &ClusterState,
         pod: &Pod,
         diagnosis: &Diagnosis,
-    ) -> Result<Option<NodeId>, Status>;
+        filters: &FilterRunner<'_>,
+    ) -> Result<Option<Nomination>, Status>;
 }
 
 /// PreScore extension point: runs once per cycle over the feasible nodes.
@@ -337,13 +354,13 @@ impl fmt::Display for Diagnosis {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ScheduleError {
-    /// No node was feasible. `nominated` is the node PostFilter nominated, if any.
+    /// No node was feasible. `nominated` is what PostFilter nominated, if anything.
     #[error("{diagnosis}")]
     Unschedulable {
         /// Every node's status.
         diagnosis: Diagnosis,
-        /// The node a PostFilter plugin nominated (preemption), if any.
-        nominated: Option<NodeId>,
+        /// The node a PostFilter plugin nominated (preemption) and its victims.
+        nominated: Option<Nomination>,
     },
     /// A plugin returned an error or rejected the pod after a node was chosen
     /// (Reserve, the assume, Permit or Bind). Nothing stays reserved or assumed.
@@ -997,14 +1014,25 @@ impl Scheduler {
     ) -> ScheduleError {
         let mut nominated = None;
         let mut msgs = Vec::new();
-        for &i in &self.profile.post_filters {
-            let p = self.profile.plugin(i);
-            match p.as_post_filter().expect("indexed").post_filter(
-                &mut self.cycle,
-                state,
-                pod,
-                &diagnosis,
-            ) {
+        let profile = &self.profile;
+        let cycle = &self.cycle;
+        let filters = |info: &NodeInfo<'_>| {
+            for &i in &profile.filters {
+                profile
+                    .plugin(i)
+                    .as_filter()
+                    .expect("indexed")
+                    .filter(cycle, pod, info)?;
+            }
+            Ok(())
+        };
+        for &i in &profile.post_filters {
+            let p = profile.plugin(i);
+            match p
+                .as_post_filter()
+                .expect("indexed")
+                .post_filter(cycle, state, pod, &diagnosis, &filters)
+            {
                 Ok(Some(n)) => {
                     nominated = Some(n);
                     break;

@@ -10,6 +10,8 @@
 //! - [`status`]: kube's status codes and reasons, and the diagnosis of a failed cycle;
 //! - [`plugins`]: kube's filters over the model, the GPU filters, PrioritySort and the
 //!   device allocators;
+//! - [`preemption`]: kube's DefaultPreemption at PostFilter (victims, node choice);
+//! - [`queue`]: the scheduling queue (active, backoff, unschedulable), as kube's;
 //! - [`registry`]: profiles by plugin name with typed arguments.
 //!
 //! **Invariants.** This crate does no I/O and never sees Kubernetes API types. A
@@ -47,14 +49,17 @@
 
 pub mod framework;
 pub mod plugins;
+pub mod preemption;
+pub mod queue;
 pub mod registry;
 pub mod state;
 pub mod status;
 
 pub use framework::{
-    BindPlugin, CycleState, Diagnosis, FilterPlugin, NodeScore, Permit, PermitPlugin, Plugin,
-    PostFilterPlugin, PreFilterPlugin, PreScorePlugin, Profile, QueueSortPlugin, ReservePlugin,
-    ScheduleError, Scheduler, ScorePlugin, TieBreak, MAX_NODE_SCORE, MIN_NODE_SCORE,
+    BindPlugin, CycleState, Diagnosis, FilterPlugin, FilterRunner, NodeScore, Nomination, Permit,
+    PermitPlugin, Plugin, PostFilterPlugin, PreFilterPlugin, PreScorePlugin, Profile,
+    QueueSortPlugin, ReservePlugin, ScheduleError, Scheduler, ScorePlugin, TieBreak,
+    MAX_NODE_SCORE, MIN_NODE_SCORE,
 };
 pub use registry::{FactoryInput, PluginArgs, PluginRef, ProfileConfig, ProfileError, Registry};
 pub use state::{

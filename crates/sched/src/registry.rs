@@ -59,13 +59,17 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The built-in plugins of this crate: the default filters, PrioritySort and the
+    /// The built-in plugins of this crate: the default filters, PrioritySort,
+    /// DefaultPreemption and the
     /// device allocators `GpuSelectBestFit`, `GpuSelectBestFitMemory`,
     /// `GpuSelectWorstFit` and `GpuSelectRandom`.
     pub fn builtin() -> Self {
         use plugins::*;
         let mut r = Registry::default();
         r.register("PrioritySort", |_| Ok(Arc::new(PrioritySort)));
+        r.register("DefaultPreemption", |_| {
+            Ok(Arc::new(crate::preemption::DefaultPreemption))
+        });
         r.register("NodeUnschedulable", |_| Ok(Arc::new(NodeUnschedulable)));
         r.register("TaintToleration", |_| Ok(Arc::new(TaintToleration)));
         r.register("NodeAffinity", |_| Ok(Arc::new(NodeAffinity)));

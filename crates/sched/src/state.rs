@@ -370,7 +370,9 @@ impl NodeState {
             .sum()
     }
 
-    fn take(&mut self, node: &Node, pod: &Pod, placement: &Placement) {
+    /// Applies `pod` on `placement` to this node's usage (no checks: see
+    /// [`ClusterState::assume`]); for scratch copies that preemption tries victims on.
+    pub(crate) fn take(&mut self, node: &Node, pod: &Pod, placement: &Placement) {
         self.cpu_free_milli -= pod.cpu_milli;
         self.memory_free_mib -= pod.memory_mib;
         for (r, amount) in &pod.extended {
@@ -400,7 +402,8 @@ impl NodeState {
         self.version = next_version();
     }
 
-    fn give_back(&mut self, node: &Node, pod: &Pod, placement: &Placement) {
+    /// Returns what `pod` on `placement` holds (the inverse of `take`).
+    pub(crate) fn give_back(&mut self, node: &Node, pod: &Pod, placement: &Placement) {
         self.cpu_free_milli += pod.cpu_milli;
         self.memory_free_mib += pod.memory_mib;
         for (r, amount) in &pod.extended {
@@ -462,6 +465,9 @@ pub struct Bound {
     pub pod: Pod,
     /// Where it is.
     pub placement: Placement,
+    /// The order of placement: larger is placed later (preemption's "start time" of a
+    /// victim, until the simulator records times).
+    pub seq: u64,
 }
 
 /// Why [`ClusterState::assume`] refused a placement.
@@ -492,6 +498,7 @@ pub struct ClusterState {
     gpu_used_milli: u64,
     gpu_memory_used_mib: u64,
     gpu_pods: u64,
+    placed: u64,
 }
 
 impl ClusterState {
@@ -507,6 +514,7 @@ impl ClusterState {
             gpu_used_milli: 0,
             gpu_memory_used_mib: 0,
             gpu_pods: 0,
+            placed: 0,
         }
     }
 
@@ -677,11 +685,13 @@ impl ClusterState {
         if pod.gpu != GpuRequest::None {
             self.gpu_pods += 1;
         }
+        self.placed += 1;
         self.bound.insert(
             pod.id,
             Bound {
                 pod: pod.clone(),
                 placement,
+                seq: self.placed,
             },
         );
         Ok(())

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use mlplane_model::{Cluster, GpuModel, GpuModelId, GpuRequest, Node, Pod, TaintEffect};
 use mlplane_sched::plugins::{self, GpuSelectMode, GpuSelector};
 use mlplane_sched::{
-    BindPlugin, ClusterState, Code, CycleState, Diagnosis, NodeId, NodeInfo, Permit, PermitPlugin,
-    Placement, Plugin, PostFilterPlugin, PreFilterPlugin, Profile, ProfileConfig, Registry,
-    ReservePlugin, ScheduleError, Scheduler, Status,
+    BindPlugin, ClusterState, Code, CycleState, Diagnosis, FilterRunner, NodeId, NodeInfo,
+    Nomination, Permit, PermitPlugin, Placement, Plugin, PostFilterPlugin, PreFilterPlugin,
+    Profile, ProfileConfig, Registry, ReservePlugin, ScheduleError, Scheduler, Status,
 };
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -143,14 +143,18 @@ impl Plugin for Nominate {
 impl PostFilterPlugin for Nominate {
     fn post_filter(
         &self,
-        _: &mut CycleState,
+        _: &CycleState,
         _: &ClusterState,
         _: &Pod,
         d: &Diagnosis,
-    ) -> Result<Option<NodeId>, Status> {
+        _: &FilterRunner<'_>,
+    ) -> Result<Option<Nomination>, Status> {
         *self.seen.lock().unwrap() = Some(d.clone());
         match self.nominate {
-            Some(n) => Ok(Some(n)),
+            Some(n) => Ok(Some(Nomination {
+                node: n,
+                victims: Vec::new(),
+            })),
             None => Err(Status::unschedulable(
                 "Nominate",
                 "preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod",
@@ -226,7 +230,7 @@ fn post_filter_runs_only_when_nothing_fits_and_its_nomination_is_returned() {
             nominated,
             diagnosis,
         }) => {
-            assert_eq!(nominated, Some(NodeId(1)));
+            assert_eq!(nominated.map(|n| n.node), Some(NodeId(1)));
             assert_eq!(
                 diagnosis.reason_counts(),
                 [("Insufficient nvidia.com/gpu".to_string(), 2)]

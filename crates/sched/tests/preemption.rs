@@ -1,0 +1,318 @@
+//! DefaultPreemption, each rule worked by hand from kube-scheduler's documented
+//! semantics: the victim set (all lower-priority pods removed, then reprieved most
+//! important first), the node choice (lowest highest victim priority, smallest priority
+//! sum, fewest victims, latest placed), `preemptionPolicy: Never`, and nodes where
+//! preemption cannot help.
+
+use std::sync::Arc;
+
+use mlplane_model::{
+    Cluster, GpuModel, GpuModelId, GpuRequest, Node, Pod, PodId, PreemptionPolicy, Taint,
+    TaintEffect,
+};
+use mlplane_sched::plugins::{self, GpuSelectMode, GpuSelector};
+use mlplane_sched::preemption::DefaultPreemption;
+use mlplane_sched::{ClusterState, NodeId, Nomination, Profile, ScheduleError, Scheduler};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+fn cluster(nodes: Vec<Node>) -> Arc<Cluster> {
+    Arc::new(
+        Cluster::new(
+            vec![GpuModel {
+                name: "T4".into(),
+                memory_mib: Some(15_360),
+            }],
+            nodes,
+        )
+        .unwrap(),
+    )
+}
+
+const HOSTNAME: &str = "kubernetes.io/hostname";
+
+fn gpus(name: &str, n: u8) -> Node {
+    let mut node = Node::new(name, 64_000, 262_144).with_gpus(GpuModelId(0), n, 15_360);
+    node.labels = [(HOSTNAME.to_string(), name.to_string())].into();
+    node
+}
+
+fn scheduler(c: &Cluster) -> Scheduler {
+    Scheduler::new(
+        Profile::new("preempt")
+            .with_all(plugins::default_filters(c))
+            .with(Arc::new(GpuSelector(GpuSelectMode::BestFit)), 1)
+            .with(Arc::new(DefaultPreemption), 1),
+    )
+}
+
+fn pod(name: &str, priority: i32, gpu: GpuRequest) -> Pod {
+    Pod {
+        priority,
+        ..Pod::new(name, 1_000, 1_024, gpu)
+    }
+}
+
+/// Schedules `pods` in order (each must fit).
+fn place(st: &mut ClusterState, s: &mut Scheduler, pods: &[&Pod]) {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    for p in pods {
+        s.schedule(st, p, &mut rng).unwrap();
+    }
+}
+
+fn nominate(st: &mut ClusterState, s: &mut Scheduler, p: &Pod) -> Result<Nomination, String> {
+    match s.schedule(st, p, &mut ChaCha8Rng::seed_from_u64(1)) {
+        Err(ScheduleError::Unschedulable {
+            nominated: Some(n), ..
+        }) => Ok(n),
+        Err(e) => Err(e.to_string()),
+        Ok(pl) => Err(format!("placed at {pl:?}")),
+    }
+}
+
+#[test]
+fn victims_are_reprieved_most_important_first() {
+    // One node, two GPUs, both taken by priority-100 pods a (placed first) and b.
+    // A priority-1000 pod wants one GPU. Remove both: it fits. Add back the most
+    // important first (same priority: the earlier placed, a): it still fits (b's GPU
+    // is free), so a is reprieved; add back b: it no longer fits, so b is the victim.
+    let c = cluster(vec![gpus("n0", 2)]);
+    let mut st = ClusterState::new(c.clone());
+    let mut s = scheduler(&c);
+    let (a, b) = (
+        pod("a", 100, GpuRequest::Whole(1)),
+        pod("b", 100, GpuRequest::Whole(1)),
+    );
+    place(&mut st, &mut s, &[&a, &b]);
+    let high = pod("high", 1000, GpuRequest::Whole(1));
+    let n = nominate(&mut st, &mut s, &high).unwrap();
+    assert_eq!(n.node, NodeId(0));
+    assert_eq!(n.victims, vec![b.id]);
+    // Nothing changed in the state: the caller evicts.
+    assert_eq!(st.pod_count(), 2);
+    // Once the victim is gone, the pod goes to the nominated node.
+    st.forget(b.id).unwrap();
+    let p = s
+        .schedule(&mut st, &high, &mut ChaCha8Rng::seed_from_u64(1))
+        .unwrap();
+    assert_eq!(p.node, NodeId(0));
+}
+
+#[test]
+fn a_higher_priority_victim_is_kept_when_a_lower_one_suffices() {
+    // Two GPUs: `mid` (priority 500) and `low` (100). The reprieve order tries `mid`
+    // first (more important): with mid back the pod still fits on low's GPU, so only
+    // `low` is a victim.
+    let c = cluster(vec![gpus("n0", 2)]);
+    let mut st = ClusterState::new(c.clone());
+    let mut s = scheduler(&c);
+    let (low, mid) = (
+        pod("low", 100, GpuRequest::Whole(1)),
+        pod("mid", 500, GpuRequest::Whole(1)),
+    );
+    place(&mut st, &mut s, &[&low, &mid]);
+    let n = nominate(&mut st, &mut s, &pod("high", 1000, GpuRequest::Whole(1))).unwrap();
+    assert_eq!(n.victims, vec![low.id]);
+}
+
+/// Two one-GPU nodes, with the given pods placed on n0 and n1 (pinned there by a
+/// `kubernetes.io/hostname` node selector), and a priority-1000 pod that needs a whole
+/// GPU: the nominated node and its victims.
+fn choice(
+    on_n0: &[(i32, GpuRequest)],
+    on_n1: &[(i32, GpuRequest)],
+    n1_first: bool,
+) -> (NodeId, Vec<PodId>) {
+    let c = cluster(vec![gpus("n0", 1), gpus("n1", 1)]);
+    let mut st = ClusterState::new(c.clone());
+    let mut s = scheduler(&c);
+    let mut put = |node: &str, list: &[(i32, GpuRequest)]| {
+        for (k, &(prio, gpu)) in list.iter().enumerate() {
+            let mut p = pod(&format!("{node}-{k}"), prio, gpu);
+            p.node_selector = [(HOSTNAME.to_string(), node.to_string())].into();
+            place(&mut st, &mut s, &[&p]);
+        }
+    };
+    if n1_first {
+        put("n1", on_n1);
+        put("n0", on_n0);
+    } else {
+        put("n0", on_n0);
+        put("n1", on_n1);
+    }
+    let n = nominate(&mut st, &mut s, &pod("high", 1000, GpuRequest::Whole(1))).unwrap();
+    (n.node, n.victims)
+}
+
+#[test]
+fn the_node_is_chosen_by_kubes_order() {
+    use GpuRequest::{Milli, Whole};
+    // 1. Lowest highest victim priority: n0's victim has 500, n1's 100.
+    assert_eq!(
+        choice(&[(500, Whole(1))], &[(100, Whole(1))], false).0,
+        NodeId(1)
+    );
+    // 2. Same highest priority (100): the smaller sum wins: n0 needs two victims of
+    //    100 (sum 2·(100+2^31)), n1 one (100+2^31).
+    assert_eq!(
+        choice(
+            &[(100, Milli(500)), (100, Milli(500))],
+            &[(100, Whole(1))],
+            false
+        )
+        .0,
+        NodeId(1)
+    );
+    // 3. Same highest (100) and same sum: n0's victims are 100 and i32::MIN (shifted: 0),
+    //    n1's one victim of 100: fewer victims wins.
+    assert_eq!(
+        choice(
+            &[(100, Milli(500)), (i32::MIN, Milli(500))],
+            &[(100, Whole(1))],
+            false
+        )
+        .0,
+        NodeId(1)
+    );
+    // 4. All equal: the node whose highest-priority victims were placed latest wins.
+    //    n1's pod placed after n0's: n1; placed before: n0.
+    assert_eq!(
+        choice(&[(100, Whole(1))], &[(100, Whole(1))], false).0,
+        NodeId(1)
+    );
+    assert_eq!(
+        choice(&[(100, Whole(1))], &[(100, Whole(1))], true).0,
+        NodeId(0)
+    );
+}
+
+#[test]
+fn preemption_policy_never_preempts_nothing() {
+    let c = cluster(vec![gpus("n0", 1)]);
+    let mut st = ClusterState::new(c.clone());
+    let mut s = scheduler(&c);
+    place(&mut st, &mut s, &[&pod("low", 100, GpuRequest::Whole(1))]);
+    let mut p = pod("high", 1000, GpuRequest::Whole(1));
+    p.preemption_policy = PreemptionPolicy::Never;
+    let e = nominate(&mut st, &mut s, &p).unwrap_err();
+    assert_eq!(
+        e,
+        "0/1 nodes are available: 1 Insufficient nvidia.com/gpu. preemption: not eligible due to preemptionPolicy=Never.."
+    );
+}
+
+#[test]
+fn nodes_where_preemption_cannot_help_are_named() {
+    // n0 is tainted (unresolvable); n1 holds a pod of equal priority (no lower victims).
+    let mut tainted = gpus("n0", 1);
+    tainted.taints = vec![Taint {
+        key: "gpu".into(),
+        value: "shared".into(),
+        effect: TaintEffect::NoSchedule,
+    }];
+    let c = cluster(vec![tainted, gpus("n1", 1)]);
+    let mut st = ClusterState::new(c.clone());
+    let mut s = scheduler(&c);
+    place(&mut st, &mut s, &[&pod("same", 1000, GpuRequest::Whole(1))]);
+    let e = nominate(&mut st, &mut s, &pod("high", 1000, GpuRequest::Whole(1))).unwrap_err();
+    assert_eq!(
+        e,
+        "0/2 nodes are available: 1 Insufficient nvidia.com/gpu, 1 node(s) had untolerated taint {gpu: shared}. \
+         preemption: 0/2 nodes are available: 1 No preemption victims found for incoming pod, 1 Preemption is not helpful for scheduling.."
+    );
+}
+
+#[test]
+fn a_pod_that_fits_nowhere_even_empty_finds_no_victims() {
+    // Two whole GPUs asked on one-GPU nodes: removing every pod does not help.
+    let c = cluster(vec![gpus("n0", 1)]);
+    let mut st = ClusterState::new(c.clone());
+    let mut s = scheduler(&c);
+    place(&mut st, &mut s, &[&pod("low", 1, GpuRequest::Milli(100))]);
+    let e = nominate(&mut st, &mut s, &pod("big", 1000, GpuRequest::Whole(2))).unwrap_err();
+    assert!(
+        e.ends_with(
+            "preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.."
+        ),
+        "{e}"
+    );
+}
+
+#[path = "common/shadow.rs"]
+mod shadow;
+
+mod props {
+    use super::shadow::*;
+    use super::*;
+    use mlplane_sched::Placement;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// On clusters of every device mode with pods of random priorities: a
+        /// nomination's victims are lower-priority pods on the nominated node, and with
+        /// them gone the pod fits there (brute force); when preemption finds nothing,
+        /// no node whose status was only Unschedulable fits the pod even with every
+        /// lower-priority pod removed.
+        #[test]
+        fn nominations_are_sound_and_complete(
+            cluster in arb_mixed_cluster(),
+            events in arb_any_events(30),
+            prios in prop::collection::vec(0i32..4, 30),
+        ) {
+            let mut s = scheduler(&cluster);
+            let mut st = ClusterState::new(cluster.clone());
+            let mut rng = ChaCha8Rng::seed_from_u64(3);
+            let mut live: Vec<(Pod, Placement)> = Vec::new();
+            for (k, ev) in events.iter().enumerate() {
+                let Event::Arrive(p) = ev else { continue };
+                let mut pod = p.clone();
+                pod.priority = prios[k % prios.len()] * 100;
+                match s.schedule(&mut st, &pod, &mut rng) {
+                    Ok(pl) => live.push((pod, pl)),
+                    Err(ScheduleError::Unschedulable { diagnosis, nominated }) => {
+                        // What is left on node i once its lower-priority pods go.
+                        let without = |i: usize, gone: &dyn Fn(&Pod) -> bool| {
+                            let kept: Vec<(Pod, Placement)> = live
+                                .iter()
+                                .filter(|(q, pl)| pl.node.index() != i || !gone(q))
+                                .cloned()
+                                .collect();
+                            usage(&cluster, &kept)
+                        };
+                        match nominated {
+                            Some(n) => {
+                                let i = n.node.index();
+                                for v in &n.victims {
+                                    let (q, pl) = live.iter().find(|(q, _)| q.id == *v).expect("a victim is live");
+                                    prop_assert_eq!(pl.node, n.node, "victim on another node");
+                                    prop_assert!(q.priority < pod.priority, "victim of equal or higher priority");
+                                }
+                                let u = without(i, &|q: &Pod| n.victims.contains(&q.id));
+                                prop_assert!(fits_node(&cluster, &u, &pod, i), "{:?} does not fit {:?} after its victims leave", pod, n);
+                            }
+                            None => {
+                                for (id, status) in &diagnosis.statuses {
+                                    if status.code != mlplane_sched::Code::Unschedulable {
+                                        continue;
+                                    }
+                                    let i = id.index();
+                                    let u = without(i, &|q: &Pod| q.priority < pod.priority);
+                                    let has_lower = live.iter().any(|(q, pl)| pl.node == *id && q.priority < pod.priority);
+                                    prop_assert!(
+                                        !(has_lower && fits_node(&cluster, &u, &pod, i)),
+                                        "{:?} would fit node {} without its lower-priority pods, but nothing was nominated: {}",
+                                        pod, i, diagnosis
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => prop_assert!(false, "{e}"),
+                }
+            }
+        }
+    }
+}
