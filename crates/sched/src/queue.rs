@@ -216,7 +216,7 @@ impl SchedulingQueue {
         self.move_request_cycle = Some(self.scheduling_cycle);
         let all = std::mem::take(&mut self.unschedulable);
         for (_, q) in all {
-            self.to_backoff_or_active(profile, q, now_s);
+            self.requeue_after_change(profile, q, now_s);
         }
     }
 
@@ -231,11 +231,11 @@ impl SchedulingQueue {
             .collect();
         for k in old {
             let q = self.unschedulable.remove(&k).expect("listed");
-            self.to_backoff_or_active(profile, q, now_s);
+            self.requeue_after_change(profile, q, now_s);
         }
     }
 
-    fn to_backoff_or_active(&mut self, profile: &Profile, q: QueuedPod, now_s: f64) {
+    fn requeue_after_change(&mut self, profile: &Profile, q: QueuedPod, now_s: f64) {
         if q.backoff_until() <= now_s {
             self.push_active(profile, q);
         } else {
