@@ -19,10 +19,19 @@
 //!    2^31 so that negative priorities count); then the fewest victims; then the latest
 //!    placed among each node's highest-priority victims; then node order.
 //!
+//! **Fair share among equal priorities** ([`DefaultPreemption::with_fair_share`]): each
+//! tenant's weighted dominant resource share (DRF, Ghodsi et al., NSDI 2011: the largest
+//! of its shares of the cluster's CPU, GPU compute and GPU memory, divided by its
+//! weight) orders the reprieve among victims of equal priority: the tenant with the
+//! smaller weighted share is reprieved first, so victims come from the tenant furthest
+//! above its fair share. Reclaim across tenants of equal priority is not here yet.
+//!
 //! The result is a [`Nomination`]: the node and its victims. The caller evicts the
 //! victims (the simulator after their grace time, the Kubernetes scheduler through the
 //! API) and schedules the pod again. Every candidate node is evaluated (kube samples a
 //! share of them to bound the work; here the answer is the same for every run).
+
+use std::collections::BTreeMap;
 
 use mlplane_model::{PodId, PreemptionPolicy};
 
@@ -38,8 +47,76 @@ pub const NOT_HELPFUL: &str = "Preemption is not helpful for scheduling";
 pub const NO_VICTIMS: &str = "No preemption victims found for incoming pod";
 
 /// The `DefaultPreemption` PostFilter plugin (see the module documentation).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct DefaultPreemption;
+#[derive(Debug, Default, Clone)]
+pub struct DefaultPreemption {
+    /// Tenant weights for the fair-share victim order; `None`: kube's order only.
+    weights: Option<std::sync::Arc<BTreeMap<String, f64>>>,
+}
+
+impl DefaultPreemption {
+    /// kube's DefaultPreemption.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// With the fair-share victim order; tenants missing from `weights` weigh 1, and
+    /// pods without a tenant count as one tenant of weight 1.
+    pub fn with_fair_share(weights: BTreeMap<String, f64>) -> Self {
+        DefaultPreemption {
+            weights: Some(std::sync::Arc::new(weights)),
+        }
+    }
+}
+
+/// Arguments of the `DefaultPreemption` plugin.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PreemptionArgs {
+    /// Order victims of equal priority by their tenants' weighted shares.
+    pub fair_share: bool,
+    /// Tenant weights (missing tenants weigh 1).
+    pub tenant_weights: BTreeMap<String, f64>,
+}
+
+/// Each tenant's weighted dominant resource share over `state`: the largest of its
+/// shares of the cluster's CPU, GPU compute and GPU memory, divided by its weight
+/// (missing tenants weigh 1). Pods without a tenant are the tenant `""`.
+pub fn weighted_shares(
+    state: &ClusterState,
+    weights: &BTreeMap<String, f64>,
+) -> BTreeMap<String, f64> {
+    let cluster = state.cluster();
+    let total_cpu: u64 = cluster.nodes().iter().map(|n| n.cpu_milli).sum();
+    let total_compute: u64 = cluster
+        .nodes()
+        .iter()
+        .flat_map(|n| &n.devices)
+        .map(|d| u64::from(d.compute_milli))
+        .sum();
+    let total_mem = cluster.gpu_memory_mib();
+    let mut used: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+    for i in 0..state.len() {
+        for b in state.pods_on(NodeId(i as u32)) {
+            let e = used
+                .entry(b.pod.tenant.clone().unwrap_or_default())
+                .or_default();
+            e.0 += b.pod.cpu_milli;
+            for g in &b.placement.grants {
+                e.1 += u64::from(g.compute_milli);
+                e.2 += g.memory_mib;
+            }
+        }
+    }
+    let frac = |a: u64, t: u64| if t == 0 { 0.0 } else { a as f64 / t as f64 };
+    used.into_iter()
+        .map(|(t, (cpu, comp, mem))| {
+            let dominant = frac(cpu, total_cpu)
+                .max(frac(comp, total_compute))
+                .max(frac(mem, total_mem));
+            let w = weights.get(&t).copied().filter(|w| *w > 0.0).unwrap_or(1.0);
+            (t, dominant / w)
+        })
+        .collect()
+}
 
 impl Plugin for DefaultPreemption {
     fn name(&self) -> &'static str {
@@ -100,6 +177,7 @@ impl PostFilterPlugin for DefaultPreemption {
                 "preemption: not eligible due to preemptionPolicy=Never.",
             ));
         }
+        let shares = self.weights.as_ref().map(|w| weighted_shares(state, w));
         let mut candidates = Vec::new();
         let (mut not_helpful, mut no_victims) = (0usize, 0usize);
         for (id, status) in &diagnosis.statuses {
@@ -107,7 +185,7 @@ impl PostFilterPlugin for DefaultPreemption {
                 not_helpful += 1;
                 continue;
             }
-            match victims_on(state, *id, pod, filters) {
+            match victims_on(state, *id, pod, filters, shares.as_ref()) {
                 Some(v) => candidates.push(Candidate {
                     node: *id,
                     victims: v,
@@ -149,6 +227,7 @@ fn victims_on(
     node: NodeId,
     pod: &Pod,
     filters: &FilterRunner<'_>,
+    shares: Option<&BTreeMap<String, f64>>,
 ) -> Option<Vec<(i32, u64, PodId)>> {
     let info = state.node(node);
     let mut scratch = info.state.clone();
@@ -175,8 +254,22 @@ fn victims_on(
     if !fits(&scratch) {
         return None;
     }
-    // Most important first: higher priority, then placed earlier.
-    lower.sort_by_key(|&(p, seq, _)| (std::cmp::Reverse(p), seq));
+    // Most important first: higher priority, then (with fair share) the tenant with the
+    // smaller weighted share, then placed earlier.
+    let share = |id: PodId| {
+        shares.map_or(0.0, |s| {
+            let t = state
+                .bound(id)
+                .and_then(|b| b.pod.tenant.clone())
+                .unwrap_or_default();
+            s.get(&t).copied().unwrap_or(0.0)
+        })
+    };
+    lower.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then(share(a.2).total_cmp(&share(b.2)))
+            .then(a.1.cmp(&b.1))
+    });
     let mut victims = Vec::new();
     for v in lower {
         let b = state.bound(v.2).expect("bound");

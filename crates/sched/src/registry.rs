@@ -67,8 +67,14 @@ impl Registry {
         use plugins::*;
         let mut r = Registry::default();
         r.register("PrioritySort", |_| Ok(Arc::new(PrioritySort)));
-        r.register("DefaultPreemption", |_| {
-            Ok(Arc::new(crate::preemption::DefaultPreemption))
+        r.register("DefaultPreemption", |i| {
+            let p = match i.args::<crate::preemption::PreemptionArgs>()? {
+                Some(a) if a.fair_share => {
+                    crate::preemption::DefaultPreemption::with_fair_share(a.tenant_weights.clone())
+                }
+                _ => crate::preemption::DefaultPreemption::new(),
+            };
+            Ok(Arc::new(p))
         });
         r.register("NodeUnschedulable", |_| Ok(Arc::new(NodeUnschedulable)));
         r.register("TaintToleration", |_| Ok(Arc::new(TaintToleration)));

@@ -42,7 +42,7 @@ fn scheduler(c: &Cluster) -> Scheduler {
         Profile::new("preempt")
             .with_all(plugins::default_filters(c))
             .with(Arc::new(GpuSelector(GpuSelectMode::BestFit)), 1)
-            .with(Arc::new(DefaultPreemption), 1),
+            .with(Arc::new(DefaultPreemption::new()), 1),
     )
 }
 
@@ -315,4 +315,71 @@ mod props {
             }
         }
     }
+}
+
+#[test]
+fn fair_share_takes_victims_from_the_tenant_furthest_above_its_share() {
+    // One node, three GPUs, all priority 100: a and c of tenant t1 (placed first and
+    // second), b of t2 (third). A priority-1000 pod needs one GPU: one victim.
+    // kube's order reprieves a, c (placed earlier) and takes b.
+    // Shares (GPU compute dominates: 1000 of 3000 per pod; CPU 1000 of 64000, memory
+    // 15360 of 46080 equal to compute's 1/3): t1 2/3, t2 1/3. With fair share, b (t2,
+    // the smaller share) is reprieved first, then a; c is the victim. With t2 at weight
+    // 0.25 its weighted share is (1/3)/0.25 = 4/3 > t1's 2/3: b is the victim again.
+    let run = |preemption: DefaultPreemption| {
+        let c = cluster(vec![gpus("n0", 3)]);
+        let mut st = ClusterState::new(c.clone());
+        let mut s = scheduler(&c);
+        let tenant = |p: Pod, t: &str| Pod {
+            tenant: Some(t.into()),
+            ..p
+        };
+        let a = tenant(pod("a", 100, GpuRequest::Whole(1)), "t1");
+        let cc = tenant(pod("c", 100, GpuRequest::Whole(1)), "t1");
+        let b = tenant(pod("b", 100, GpuRequest::Whole(1)), "t2");
+        place(&mut st, &mut s, &[&a, &cc, &b]);
+        let shares = mlplane_sched::preemption::weighted_shares(&st, &Default::default());
+        assert!(
+            (shares["t1"] - 2.0 / 3.0).abs() < 1e-12 && (shares["t2"] - 1.0 / 3.0).abs() < 1e-12
+        );
+        let mut p = Scheduler::new(
+            Profile::new("fair")
+                .with_all(plugins::default_filters(&c))
+                .with(Arc::new(GpuSelector(GpuSelectMode::BestFit)), 1)
+                .with(Arc::new(preemption), 1),
+        );
+        let n = nominate(&mut st, &mut p, &pod("high", 1000, GpuRequest::Whole(1))).unwrap();
+        let name = |id: PodId| st.bound(id).unwrap().pod.name.clone();
+        n.victims.iter().map(|&v| name(v)).collect::<Vec<_>>()
+    };
+    assert_eq!(run(DefaultPreemption::new()), ["b"]);
+    assert_eq!(
+        run(DefaultPreemption::with_fair_share(Default::default())),
+        ["c"]
+    );
+    let weights = [("t2".to_string(), 0.25)].into();
+    assert_eq!(run(DefaultPreemption::with_fair_share(weights)), ["b"]);
+}
+
+#[test]
+fn default_preemption_is_built_by_name_with_its_arguments() {
+    use mlplane_sched::preemption::PreemptionArgs;
+    use mlplane_sched::{ProfileConfig, Registry};
+    let c = cluster(vec![gpus("n0", 1)]);
+    let cfg = ProfileConfig::new("p")
+        .with_default_filters()
+        .plugin("GpuSelectBestFit", 1)
+        .plugin("DefaultPreemption", 1)
+        .args(
+            "DefaultPreemption",
+            Arc::new(PreemptionArgs {
+                fair_share: true,
+                tenant_weights: Default::default(),
+            }),
+        );
+    let p = Registry::builtin().build(&cfg, &c).unwrap();
+    assert!(p.describe().contains("postFilter [DefaultPreemption]"), "{}", p.describe());
+    let wrong = cfg.clone().args("DefaultPreemption", Arc::new(1u8));
+    let e = Registry::builtin().build(&wrong, &c).err().unwrap().to_string();
+    assert!(e.contains("pluginConfig args must be mlplane_sched::preemption::PreemptionArgs"), "{e}");
 }
