@@ -378,8 +378,19 @@ fn default_preemption_is_built_by_name_with_its_arguments() {
             }),
         );
     let p = Registry::builtin().build(&cfg, &c).unwrap();
-    assert!(p.describe().contains("postFilter [DefaultPreemption]"), "{}", p.describe());
+    assert!(
+        p.describe().contains("postFilter [DefaultPreemption]"),
+        "{}",
+        p.describe()
+    );
     let wrong = cfg.clone().args("DefaultPreemption", Arc::new(1u8));
-    let e = Registry::builtin().build(&wrong, &c).err().unwrap().to_string();
-    assert!(e.contains("pluginConfig args must be mlplane_sched::preemption::PreemptionArgs"), "{e}");
+    let e = Registry::builtin()
+        .build(&wrong, &c)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("pluginConfig args must be mlplane_sched::preemption::PreemptionArgs"),
+        "{e}"
+    );
 }
