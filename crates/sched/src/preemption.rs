@@ -19,12 +19,30 @@
 //!    2^31 so that negative priorities count); then the fewest victims; then the latest
 //!    placed among each node's highest-priority victims; then node order.
 //!
-//! **Fair share among equal priorities** ([`DefaultPreemption::with_fair_share`]): each
-//! tenant's weighted dominant resource share (DRF, Ghodsi et al., NSDI 2011: the largest
-//! of its shares of the cluster's CPU, GPU compute and GPU memory, divided by its
-//! weight) orders the reprieve among victims of equal priority: the tenant with the
-//! smaller weighted share is reprieved first, so victims come from the tenant furthest
-//! above its fair share. Reclaim across tenants of equal priority is not here yet.
+//! **Fair share** ([`DefaultPreemption::with_fair_share`]). A tenant's share is its
+//! weighted dominant resource share (DRF, Ghodsi et al., NSDI 2011): the largest of its
+//! shares of the cluster's CPU, GPU compute and GPU memory, divided by its weight.
+//! - *Victim order.* Among victims of equal priority, the tenant with the smaller share is
+//!   reprieved first, so victims come from the tenant furthest above its fair share.
+//! - *Reclaim* (on with fair share, off with [`DefaultPreemption::without_reclaim`]): a
+//!   pod of tenant A may also preempt pods of its own priority from another tenant B, if
+//!   after the preemption A's share is at most B's: `s_A' ≤ s_B'`, where `s_A'` counts the
+//!   preemptor (at the charge its request has on the node's devices) and A's own
+//!   lower-priority victims leaving, and `s_B'` counts all of B's victims on the node
+//!   leaving (Kueue's `LessThanOrEqualToFinalShare`). Each such pod is admitted as a
+//!   potential victim only if the rule holds for it alone, and the node is dropped if
+//!   the rule fails for the final victim set.
+//!
+//! *Why reclaim cannot loop.* Take a fixed set of pods (no arrivals or departures) and
+//! the vector of tenant shares sorted in decreasing order. A reclaim moves usage from B to
+//! A, so `s_A < s_A'` and `s_B' < s_B`, and the rule gives `s_A' ≤ s_B'`. Hence
+//! `max(s_A', s_B') = s_B' < s_B = max(s_A, s_B)` and `min(s_A', s_B') = s_A' > s_A =
+//! min(s_A, s_B)`, while every other tenant's share is unchanged: the sorted vector
+//! strictly decreases in lexicographic order. There are finitely many placements of a
+//! fixed set of pods, so no sequence of reclaims returns to an earlier state; in
+//! particular, right after A reclaims from B, B cannot reclaim from A (that would need
+//! `s_B'' ≤ s_A''` with `s_B'' > s_B' ≥ s_A' > s_A''`). Preemption of lower priorities
+//! cannot loop either: a victim never has a higher priority than its preemptor.
 //!
 //! The result is a [`Nomination`]: the node and its victims. The caller evicts the
 //! victims (the simulator after their grace time, the Kubernetes scheduler through the
@@ -36,7 +54,7 @@ use std::collections::BTreeMap;
 use mlplane_model::{PodId, PreemptionPolicy};
 
 use crate::framework::{CycleState, Diagnosis, FilterRunner, Nomination, Plugin, PostFilterPlugin};
-use crate::state::{ClusterState, NodeId, NodeInfo};
+use crate::state::{charge, Bound, ClusterState, NodeId, NodeInfo};
 use crate::status::{Code, Status};
 
 use mlplane_model::Pod;
@@ -51,6 +69,8 @@ pub const NO_VICTIMS: &str = "No preemption victims found for incoming pod";
 pub struct DefaultPreemption {
     /// Tenant weights for the fair-share victim order; `None`: kube's order only.
     weights: Option<std::sync::Arc<BTreeMap<String, f64>>>,
+    /// Reclaim from other tenants at equal priority (with fair share only).
+    reclaim: bool,
 }
 
 impl DefaultPreemption {
@@ -64,58 +84,148 @@ impl DefaultPreemption {
     pub fn with_fair_share(weights: BTreeMap<String, f64>) -> Self {
         DefaultPreemption {
             weights: Some(std::sync::Arc::new(weights)),
+            reclaim: true,
         }
+    }
+
+    /// This plugin without reclaim: fair share orders victims only.
+    pub fn without_reclaim(mut self) -> Self {
+        self.reclaim = false;
+        self
     }
 }
 
 /// Arguments of the `DefaultPreemption` plugin.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PreemptionArgs {
-    /// Order victims of equal priority by their tenants' weighted shares.
+    /// Order victims of equal priority by their tenants' weighted shares (default off:
+    /// kube's order).
     pub fair_share: bool,
+    /// With fair share, reclaim from other tenants at equal priority (default on).
+    pub reclaim: bool,
     /// Tenant weights (missing tenants weigh 1).
     pub tenant_weights: BTreeMap<String, f64>,
 }
 
-/// Each tenant's weighted dominant resource share over `state`: the largest of its
-/// shares of the cluster's CPU, GPU compute and GPU memory, divided by its weight
-/// (missing tenants weigh 1). Pods without a tenant are the tenant `""`.
+impl Default for PreemptionArgs {
+    fn default() -> Self {
+        PreemptionArgs {
+            fair_share: false,
+            reclaim: true,
+            tenant_weights: BTreeMap::new(),
+        }
+    }
+}
+
+/// Tenants' usage of the cluster, for weighted dominant shares: CPU (millicores), GPU
+/// compute (milli-GPU) and GPU memory (MiB), summed over placed pods by tenant (pods
+/// without a tenant are the tenant `""`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Shares {
+    totals: [u64; 3],
+    used: BTreeMap<String, [u64; 3]>,
+    weights: BTreeMap<String, f64>,
+}
+
+/// What a placed pod holds: [CPU millicores, GPU compute milli, GPU memory MiB].
+fn held(b: &Bound) -> [u64; 3] {
+    let mut a = [b.pod.cpu_milli, 0, 0];
+    for g in &b.placement.grants {
+        a[1] += u64::from(g.compute_milli);
+        a[2] += g.memory_mib;
+    }
+    a
+}
+
+/// What `pod` would hold on `node`: its CPU, and its GPU request at the charge of the
+/// first device of the node that can serve it, times the devices asked.
+fn would_hold(pod: &Pod, node: &mlplane_model::Node) -> [u64; 3] {
+    let count = pod.gpu.gpu_count();
+    let multi = count > 1;
+    let per = node
+        .devices
+        .iter()
+        .find_map(|d| charge(d, pod.gpu, multi))
+        .unwrap_or((0, 0));
+    [
+        pod.cpu_milli,
+        u64::from(per.1) * u64::from(count),
+        per.0 * u64::from(count),
+    ]
+}
+
+fn tenant(p: &Pod) -> String {
+    p.tenant.clone().unwrap_or_default()
+}
+
+impl Shares {
+    /// The usage of `state`; tenants missing from `weights` weigh 1.
+    pub fn of(state: &ClusterState, weights: &BTreeMap<String, f64>) -> Self {
+        let cluster = state.cluster();
+        let totals = [
+            cluster.nodes().iter().map(|n| n.cpu_milli).sum(),
+            cluster
+                .nodes()
+                .iter()
+                .flat_map(|n| &n.devices)
+                .map(|d| u64::from(d.compute_milli))
+                .sum(),
+            cluster.gpu_memory_mib(),
+        ];
+        let mut used: BTreeMap<String, [u64; 3]> = BTreeMap::new();
+        for i in 0..state.len() {
+            for b in state.pods_on(NodeId(i as u32)) {
+                let e = used.entry(tenant(&b.pod)).or_default();
+                for (x, y) in e.iter_mut().zip(held(b)) {
+                    *x += y;
+                }
+            }
+        }
+        Shares {
+            totals,
+            used,
+            weights: weights.clone(),
+        }
+    }
+
+    /// Tenant `t`'s weighted dominant share with `delta` added to its usage (negative:
+    /// pods leaving).
+    pub fn share(&self, t: &str, delta: [i64; 3]) -> f64 {
+        let u = self.used.get(t).copied().unwrap_or_default();
+        let dominant = (0..3)
+            .map(|k| {
+                let used = (u[k] as i64 + delta[k]).max(0) as f64;
+                if self.totals[k] == 0 {
+                    0.0
+                } else {
+                    used / self.totals[k] as f64
+                }
+            })
+            .fold(0.0, f64::max);
+        let w = self
+            .weights
+            .get(t)
+            .copied()
+            .filter(|w| *w > 0.0)
+            .unwrap_or(1.0);
+        dominant / w
+    }
+
+    /// Every tenant with placed pods and its weighted dominant share.
+    pub fn all(&self) -> BTreeMap<String, f64> {
+        self.used
+            .keys()
+            .map(|t| (t.clone(), self.share(t, [0; 3])))
+            .collect()
+    }
+}
+
+/// Each tenant's weighted dominant resource share over `state` ([`Shares::all`]).
 pub fn weighted_shares(
     state: &ClusterState,
     weights: &BTreeMap<String, f64>,
 ) -> BTreeMap<String, f64> {
-    let cluster = state.cluster();
-    let total_cpu: u64 = cluster.nodes().iter().map(|n| n.cpu_milli).sum();
-    let total_compute: u64 = cluster
-        .nodes()
-        .iter()
-        .flat_map(|n| &n.devices)
-        .map(|d| u64::from(d.compute_milli))
-        .sum();
-    let total_mem = cluster.gpu_memory_mib();
-    let mut used: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
-    for i in 0..state.len() {
-        for b in state.pods_on(NodeId(i as u32)) {
-            let e = used
-                .entry(b.pod.tenant.clone().unwrap_or_default())
-                .or_default();
-            e.0 += b.pod.cpu_milli;
-            for g in &b.placement.grants {
-                e.1 += u64::from(g.compute_milli);
-                e.2 += g.memory_mib;
-            }
-        }
-    }
-    let frac = |a: u64, t: u64| if t == 0 { 0.0 } else { a as f64 / t as f64 };
-    used.into_iter()
-        .map(|(t, (cpu, comp, mem))| {
-            let dominant = frac(cpu, total_cpu)
-                .max(frac(comp, total_compute))
-                .max(frac(mem, total_mem));
-            let w = weights.get(&t).copied().filter(|w| *w > 0.0).unwrap_or(1.0);
-            (t, dominant / w)
-        })
-        .collect()
+    Shares::of(state, weights).all()
 }
 
 impl Plugin for DefaultPreemption {
@@ -177,7 +287,7 @@ impl PostFilterPlugin for DefaultPreemption {
                 "preemption: not eligible due to preemptionPolicy=Never.",
             ));
         }
-        let shares = self.weights.as_ref().map(|w| weighted_shares(state, w));
+        let shares = self.weights.as_ref().map(|w| Shares::of(state, w));
         let mut candidates = Vec::new();
         let (mut not_helpful, mut no_victims) = (0usize, 0usize);
         for (id, status) in &diagnosis.statuses {
@@ -185,7 +295,7 @@ impl PostFilterPlugin for DefaultPreemption {
                 not_helpful += 1;
                 continue;
             }
-            match victims_on(state, *id, pod, filters, shares.as_ref()) {
+            match victims_on(state, *id, pod, filters, shares.as_ref(), self.reclaim) {
                 Some(v) => candidates.push(Candidate {
                     node: *id,
                     victims: v,
@@ -227,13 +337,27 @@ fn victims_on(
     node: NodeId,
     pod: &Pod,
     filters: &FilterRunner<'_>,
-    shares: Option<&BTreeMap<String, f64>>,
+    shares: Option<&Shares>,
+    reclaim: bool,
 ) -> Option<Vec<(i32, u64, PodId)>> {
     let info = state.node(node);
     let mut scratch = info.state.clone();
+    let a = tenant(pod);
+    let gain = would_hold(pod, info.node).map(|x| x as i64);
+    let neg = |h: [u64; 3]| h.map(|x| -(x as i64));
+    // Lower priorities, and with reclaim the pods of this priority of other tenants
+    // for which the rule holds alone.
+    let reclaimable = |b: &Bound| {
+        let Some(s) = shares.filter(|_| reclaim) else {
+            return false;
+        };
+        b.pod.priority == pod.priority
+            && tenant(&b.pod) != a
+            && s.share(&a, gain) <= s.share(&tenant(&b.pod), neg(held(b)))
+    };
     let mut lower: Vec<(i32, u64, PodId)> = state
         .pods_on(node)
-        .filter(|b| b.pod.priority < pod.priority)
+        .filter(|b| b.pod.priority < pod.priority || reclaimable(b))
         .map(|b| (b.pod.priority, b.seq, b.pod.id))
         .collect();
     if lower.is_empty() {
@@ -262,13 +386,13 @@ fn victims_on(
                 .bound(id)
                 .and_then(|b| b.pod.tenant.clone())
                 .unwrap_or_default();
-            s.get(&t).copied().unwrap_or(0.0)
+            s.share(&t, [0; 3])
         })
     };
-    lower.sort_by(|a, b| {
-        b.0.cmp(&a.0)
-            .then(share(a.2).total_cmp(&share(b.2)))
-            .then(a.1.cmp(&b.1))
+    lower.sort_by(|x, y| {
+        y.0.cmp(&x.0)
+            .then(share(x.2).total_cmp(&share(y.2)))
+            .then(x.1.cmp(&y.1))
     });
     let mut victims = Vec::new();
     for v in lower {
@@ -277,6 +401,27 @@ fn victims_on(
         if !fits(&scratch) {
             scratch.give_back(info.node, &b.pod, &b.placement);
             victims.push(v);
+        }
+    }
+    // The reclaim rule for the final victim set: A's share after (the preemptor in, A's
+    // own victims out) at most each reclaimed tenant's share after (all its victims out).
+    if let Some(s) = shares.filter(|_| reclaim) {
+        let mut delta: BTreeMap<String, [i64; 3]> = BTreeMap::new();
+        delta.insert(a.clone(), gain);
+        for &(_, _, id) in &victims {
+            let b = state.bound(id).expect("bound");
+            let d = delta.entry(tenant(&b.pod)).or_default();
+            for (x, y) in d.iter_mut().zip(neg(held(b))) {
+                *x += y;
+            }
+        }
+        let s_a = s.share(&a, delta[&a]);
+        let breaks = victims.iter().any(|&(p, _, id)| {
+            let t = tenant(&state.bound(id).expect("bound").pod);
+            p == pod.priority && s_a > s.share(&t, delta[&t])
+        });
+        if breaks {
+            return None;
         }
     }
     Some(victims)

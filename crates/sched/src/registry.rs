@@ -70,7 +70,14 @@ impl Registry {
         r.register("DefaultPreemption", |i| {
             let p = match i.args::<crate::preemption::PreemptionArgs>()? {
                 Some(a) if a.fair_share => {
-                    crate::preemption::DefaultPreemption::with_fair_share(a.tenant_weights.clone())
+                    let p = crate::preemption::DefaultPreemption::with_fair_share(
+                        a.tenant_weights.clone(),
+                    );
+                    if a.reclaim {
+                        p
+                    } else {
+                        p.without_reclaim()
+                    }
                 }
                 _ => crate::preemption::DefaultPreemption::new(),
             };

@@ -374,7 +374,7 @@ fn default_preemption_is_built_by_name_with_its_arguments() {
             "DefaultPreemption",
             Arc::new(PreemptionArgs {
                 fair_share: true,
-                tenant_weights: Default::default(),
+                ..PreemptionArgs::default()
             }),
         );
     let p = Registry::builtin().build(&cfg, &c).unwrap();
@@ -393,4 +393,230 @@ fn default_preemption_is_built_by_name_with_its_arguments() {
         e.contains("pluginConfig args must be mlplane_sched::preemption::PreemptionArgs"),
         "{e}"
     );
+}
+
+/// One node with three GPUs, all held by tenant B's priority-100 pods; then A's pod of
+/// the same priority: the nomination (victim names) or the error text.
+fn reclaim_case(
+    preemption: DefaultPreemption,
+    b_pods: usize,
+) -> (ClusterState, Scheduler, Result<Vec<String>, String>) {
+    let c = cluster(vec![gpus("n0", 3)]);
+    let mut st = ClusterState::new(c.clone());
+    let mut s = Scheduler::new(
+        Profile::new("fair")
+            .with_all(plugins::default_filters(&c))
+            .with(Arc::new(GpuSelector(GpuSelectMode::BestFit)), 1)
+            .with(Arc::new(preemption), 1),
+    );
+    for k in 0..b_pods {
+        let p = Pod {
+            tenant: Some("B".into()),
+            ..pod(&format!("b{k}"), 100, GpuRequest::Whole(1))
+        };
+        place(&mut st, &mut s, &[&p]);
+    }
+    let a = Pod {
+        tenant: Some("A".into()),
+        ..pod("a", 100, GpuRequest::Whole(1))
+    };
+    let r = nominate(&mut st, &mut s, &a).map(|n| {
+        n.victims
+            .iter()
+            .map(|&v| st.bound(v).unwrap().pod.name.clone())
+            .collect()
+    });
+    (st, s, r)
+}
+
+#[test]
+fn reclaim_takes_from_a_tenant_above_its_share_and_never_back() {
+    // B holds all 3 GPUs (share 1). A's pod, same priority: after, A = 1/3 <= B = 2/3,
+    // so A reclaims one GPU; the victim is B's latest pod (the earlier ones are
+    // reprieved first).
+    let (mut st, mut s, r) =
+        reclaim_case(DefaultPreemption::with_fair_share(Default::default()), 3);
+    assert_eq!(r.unwrap(), ["b2"]);
+    // Evict b2, place a. Now A = 1/3, B = 2/3; b2 comes back: B would end at 1 and A at
+    // 0, and 1 > 0: no reclaim back (Kueue#3779's ping-pong cannot happen).
+    let b2 = st
+        .pods_on(NodeId(0))
+        .find(|b| b.pod.name == "b2")
+        .unwrap()
+        .pod
+        .id;
+    st.forget(b2).unwrap();
+    let a = Pod {
+        tenant: Some("A".into()),
+        ..pod("a", 100, GpuRequest::Whole(1))
+    };
+    place(&mut st, &mut s, &[&a]);
+    let back = Pod {
+        tenant: Some("B".into()),
+        ..pod("b2-again", 100, GpuRequest::Whole(1))
+    };
+    let e = nominate(&mut st, &mut s, &back).unwrap_err();
+    assert!(
+        e.ends_with(
+            "preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.."
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn reclaim_follows_the_weights_and_can_be_off() {
+    // B weighs 3: its share is 1/3 with all three GPUs; after losing one, (2/3)/3 =
+    // 2/9 < A's 1/3: the rule fails, nothing is reclaimed.
+    let weights = [("B".to_string(), 3.0)].into();
+    let (_, _, r) = reclaim_case(DefaultPreemption::with_fair_share(weights), 3);
+    assert!(r.unwrap_err().contains("No preemption victims found"));
+    // Without reclaim, equal priorities are never victims.
+    let (_, _, r) = reclaim_case(
+        DefaultPreemption::with_fair_share(Default::default()).without_reclaim(),
+        3,
+    );
+    assert!(r.unwrap_err().contains("No preemption victims found"));
+    // And kube's plain DefaultPreemption never preempts equal priorities.
+    let (_, _, r) = reclaim_case(DefaultPreemption::new(), 3);
+    assert!(r.unwrap_err().contains("No preemption victims found"));
+}
+
+mod no_loop {
+    use super::shadow::*;
+    use super::*;
+    use mlplane_sched::Placement;
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, VecDeque};
+
+    /// Weighted dominant shares from the shadow's usage, computed here independently:
+    /// per tenant, the largest of CPU, GPU compute and GPU memory over the cluster's,
+    /// divided by the weight.
+    fn shares(
+        cluster: &Cluster,
+        live: &[(Pod, Placement)],
+        weights: &BTreeMap<String, f64>,
+    ) -> BTreeMap<String, f64> {
+        let cpu: u64 = cluster.nodes().iter().map(|n| n.cpu_milli).sum();
+        let comp: u64 = cluster
+            .nodes()
+            .iter()
+            .flat_map(|n| &n.devices)
+            .map(|d| u64::from(d.compute_milli))
+            .sum();
+        let mem: u64 = cluster
+            .nodes()
+            .iter()
+            .flat_map(|n| &n.devices)
+            .map(|d| d.memory_mib)
+            .sum();
+        let mut used: BTreeMap<String, [u64; 3]> = BTreeMap::new();
+        for (p, pl) in live {
+            let e = used
+                .entry(p.tenant.clone().unwrap_or_default())
+                .or_default();
+            e[0] += p.cpu_milli;
+            for g in &pl.grants {
+                e[1] += u64::from(g.compute_milli);
+                e[2] += g.memory_mib;
+            }
+        }
+        let f = |a: u64, t: u64| if t == 0 { 0.0 } else { a as f64 / t as f64 };
+        used.into_iter()
+            .map(|(t, u)| {
+                let w = weights.get(&t).copied().unwrap_or(1.0);
+                let d = f(u[0], cpu).max(f(u[1], comp)).max(f(u[2], mem));
+                (t, d / w)
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        /// A fixed set of pods of three tenants (random weights, two priorities) is
+        /// scheduled with fair-share preemption; victims go back to the queue. Every
+        /// reclaim of an equal-priority pod satisfies s_A' <= s_B' (recounted from the
+        /// shadow model, the preemptor counted at what it got); in a stretch of steps
+        /// where only preemptions happen, no tenant reclaims from a tenant that
+        /// reclaimed from it; and there are no more preemptions than pods.
+        #[test]
+        fn reclaim_never_loops(
+            cluster in arb_cluster(),
+            pods in prop::collection::vec((arb_pod(), 0usize..3, any::<bool>()), 1..24),
+            w in prop::collection::vec(1u8..=3, 3),
+        ) {
+            let tenants = ["A", "B", "C"];
+            let weights: BTreeMap<String, f64> =
+                tenants.iter().zip(&w).map(|(t, &w)| (t.to_string(), f64::from(w))).collect();
+            let c = cluster.clone();
+            let mut s = Scheduler::new(
+                Profile::new("fair")
+                    .with_all(plugins::default_filters(&c))
+                    .with(Arc::new(GpuSelector(GpuSelectMode::BestFit)), 1)
+                    .with(Arc::new(DefaultPreemption::with_fair_share(weights.clone())), 1),
+            );
+            let mut st = ClusterState::new(c.clone());
+            let mut rng = ChaCha8Rng::seed_from_u64(5);
+            let mut pending: VecDeque<Pod> = pods
+                .iter()
+                .map(|(p, t, high)| Pod {
+                    tenant: Some(tenants[*t].into()),
+                    priority: if *high { 100 } else { 50 },
+                    ..p.clone()
+                })
+                .collect();
+            let total = pending.len();
+            let mut waiting: Vec<Pod> = Vec::new();
+            let mut live: Vec<(Pod, Placement)> = Vec::new();
+            let mut preemptions = 0usize;
+            // (reclaimer tenant, reclaimed tenant) since the last step that was not a
+            // preemption.
+            let mut stretch: Vec<(String, String)> = Vec::new();
+            let mut steps = 0;
+            while let Some(pod) = pending.pop_front() {
+                steps += 1;
+                prop_assert!(steps < 50 * total + 50, "no end");
+                match s.schedule(&mut st, &pod, &mut rng) {
+                    Ok(pl) => {
+                        live.push((pod, pl));
+                        stretch.clear();
+                    }
+                    Err(ScheduleError::Unschedulable { nominated: Some(n), .. }) => {
+                        preemptions += 1;
+                        let victims: Vec<(Pod, Placement)> = live
+                            .iter()
+                            .filter(|(q, _)| n.victims.contains(&q.id))
+                            .cloned()
+                            .collect();
+                        live.retain(|(q, _)| !n.victims.contains(&q.id));
+                        for (v, _) in &victims {
+                            st.forget(v.id).unwrap();
+                        }
+                        let pl = s.schedule(&mut st, &pod, &mut rng).expect("the nominated node fits once the victims are gone");
+                        prop_assert_eq!(pl.node, n.node);
+                        live.push((pod.clone(), pl));
+                        let after = shares(&c, &live, &weights);
+                        let a = pod.tenant.clone().unwrap();
+                        for (v, _) in &victims {
+                            let b = v.tenant.clone().unwrap();
+                            if v.priority == pod.priority {
+                                prop_assert_ne!(&a, &b, "reclaim from its own tenant");
+                                let sb = after.get(&b).copied().unwrap_or(0.0);
+                                prop_assert!(after[&a] <= sb + 1e-9, "s_A' {} > s_B' {} ({} from {})", after[&a], sb, a, b);
+                                prop_assert!(!stretch.contains(&(b.clone(), a.clone())), "{} reclaimed back from {}", b, a);
+                                stretch.push((a.clone(), b));
+                            }
+                            pending.push_back(v.clone());
+                        }
+                        // Evictions free room: the waiting pods may try again.
+                        pending.extend(waiting.drain(..));
+                    }
+                    Err(_) => waiting.push(pod),
+                }
+                check_state(&st, &live);
+            }
+            prop_assert!(preemptions <= total, "{} preemptions for {} pods", preemptions, total);
+        }
+    }
 }
