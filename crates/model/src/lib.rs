@@ -24,6 +24,7 @@
 
 pub mod constraints;
 pub mod device;
+pub mod throttle;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -367,6 +368,10 @@ pub struct Pod {
     pub preemption_policy: PreemptionPolicy,
     /// Tenant (team or namespace) the pod is accounted to, if any.
     pub tenant: Option<String>,
+    /// Namespace (`default` unless given).
+    pub namespace: String,
+    /// Pod labels (throttles select pods by them).
+    pub labels: BTreeMap<String, String>,
     /// When the pod was created, seconds from an epoch of the caller's choice (the
     /// queue orders equal priorities by it).
     pub created_s: u64,
@@ -393,6 +398,8 @@ impl Pod {
             priority: 0,
             preemption_policy: PreemptionPolicy::PreemptLowerPriority,
             tenant: None,
+            namespace: "default".to_string(),
+            labels: BTreeMap::new(),
             created_s: 0,
             tolerations: Vec::new(),
             node_selector: BTreeMap::new(),

@@ -12,7 +12,8 @@
 //!   device allocators;
 //! - [`preemption`]: kube's DefaultPreemption at PostFilter (victims, node choice);
 //! - [`queue`]: the scheduling queue (active, backoff, unschedulable), as kube's;
-//! - [`registry`]: profiles by plugin name with typed arguments.
+//! - [`registry`]: profiles by plugin name with typed arguments;
+//! - [`throttle`]: soft quotas at PreFilter (kube-throttler's `Throttle` and `ClusterThrottle`).
 //!
 //! **Invariants.** This crate does no I/O and never sees Kubernetes API types. A
 //! scheduling cycle is deterministic for a given RNG state. [`ClusterState`] never
@@ -54,6 +55,7 @@ pub mod queue;
 pub mod registry;
 pub mod state;
 pub mod status;
+pub mod throttle;
 
 pub use framework::{
     BindPlugin, CycleState, Diagnosis, FilterPlugin, FilterRunner, NodeScore, Nomination, Permit,

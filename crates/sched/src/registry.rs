@@ -60,7 +60,7 @@ pub struct Registry {
 
 impl Registry {
     /// The built-in plugins of this crate: the default filters, PrioritySort,
-    /// DefaultPreemption and the
+    /// DefaultPreemption, Throttles and the
     /// device allocators `GpuSelectBestFit`, `GpuSelectBestFitMemory`,
     /// `GpuSelectWorstFit` and `GpuSelectRandom`.
     pub fn builtin() -> Self {
@@ -84,6 +84,16 @@ impl Registry {
             Ok(Arc::new(p))
         });
         r.register("NodeUnschedulable", |_| Ok(Arc::new(NodeUnschedulable)));
+        r.register("Throttles", |i| {
+            let a = i
+                .args::<crate::throttle::ThrottleArgs>()?
+                .cloned()
+                .unwrap_or_default();
+            Ok(Arc::new(crate::throttle::Throttles::new(
+                a.throttles,
+                a.namespaces,
+            )))
+        });
         r.register("TaintToleration", |_| Ok(Arc::new(TaintToleration)));
         r.register("NodeAffinity", |_| Ok(Arc::new(NodeAffinity)));
         r.register("NodeResourcesFit", |i| {
