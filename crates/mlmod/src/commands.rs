@@ -48,6 +48,34 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("describe", &["describe", "mcc"]),
 ];
 
+/// The word of `words` closest to `typed` by edit distance, if it is within 2 edits
+/// (and the typed word is not shorter than 2 letters): the "did you mean" of a typo.
+pub fn closest<'a>(typed: &str, words: &[&'a str]) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.iter().enumerate() {
+            let mut cur = vec![i + 1; b.len() + 1];
+            for (j, cb) in b.iter().enumerate() {
+                cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1);
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+    if typed.chars().count() < 2 {
+        return None;
+    }
+    words
+        .iter()
+        .map(|w| (distance(typed, w), *w))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, w)| w)
+}
+
 /// The canonical subcommand for what the user typed.
 pub fn canonical(word: &str) -> Option<&'static str> {
     for (c, spellings) in COMMANDS {
@@ -116,9 +144,13 @@ pub fn run(env: HashMap<String, String>, shell: &str, args: &[String], ml: bool)
             Some(w) => match canonical(w) {
                 Some(c) => (c, words[1..].to_vec()),
                 None => {
+                    let names: Vec<&str> = COMMANDS.iter().map(|c| c.0).collect();
+                    let hint = closest(w, &names)
+                        .map(|c| format!(" (did you mean \"{c}\"?)"))
+                        .unwrap_or_default();
                     return fail(&ModError::Usage(format!(
-                        "unknown module command \"{w}\"; try \"module help\""
-                    )))
+                        "unknown module command \"{w}\"{hint}; try \"module help\""
+                    )));
                 }
             },
         }
@@ -159,7 +191,9 @@ fn usage() -> Outcome {
     Outcome {
         text: "Usage: module [options] sub-command [args ...]\n\
                Sub-commands: load, try-load, unload, swap, purge, list, avail, spider, show,\n\
-               whatis, keyword, help, use [-a], unuse, refresh, reset, is-loaded, is-avail\n\
+               whatis, keyword, help, use [-a], unuse, refresh, reset, is-loaded, is-avail,\n\
+               overview, save [NAME], restore [NAME | --locked FILE], savelist, describe [NAME],\n\
+               lock [FILE]\n\
                Options: -t (terse), -d (defaults only), --version\n"
             .to_string(),
         ok: true,
@@ -506,8 +540,8 @@ fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
             continue;
         }
         out += &dir_header(dir);
-        // Lmod's markers: flags (L = loaded, D = default) then symbolic versions after
-        // a colon, e.g. `(L,D:21)`, aligned in a column after the longest name.
+        // Lmod's markers: flags (L = loaded, D = default) and symbolic versions, aligned
+        // in a column after the longest name.
         let width = files.iter().map(|f| f.full_name().len()).max().unwrap_or(0);
         let items: Vec<String> = files
             .iter()
@@ -534,12 +568,24 @@ fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
                     .as_deref()
                     .map(|v| e.symbols_of(v))
                     .unwrap_or_default();
-                let marks = match (flags.is_empty(), symbols.is_empty()) {
-                    (true, true) => String::new(),
-                    (false, true) => flags.join(","),
-                    (true, false) => symbols.join(","),
-                    (false, false) => format!("{}:{}", flags.join(","), symbols.join(":")),
-                };
+                // As Lmod 8.6 prints them (checked against Debian's lmod): the flags
+                // joined by ",", the symbolic versions joined by ":" after the D
+                // (`(L,D:1.8:eight)`), or as an item of their own without one
+                // (`(L,1.8:eight)`, `(1.8:eight)`).
+                let mut items: Vec<String> = flags
+                    .iter()
+                    .map(|f| {
+                        if *f == "D" && !symbols.is_empty() {
+                            format!("D:{}", symbols.join(":"))
+                        } else {
+                            f.to_string()
+                        }
+                    })
+                    .collect();
+                if !flags.contains(&"D") && !symbols.is_empty() {
+                    items.push(symbols.join(":"));
+                }
+                let marks = items.join(",");
                 if marks.is_empty() {
                     f.full_name()
                 } else {

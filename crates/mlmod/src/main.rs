@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let shells = "bash, zsh, sh, fish, csh, tcsh, json";
     match args.first().map(String::as_str) {
-        None | Some("-h" | "--help") => {
+        None | Some("-h" | "--help" | "help") => {
             eprintln!(
                 "usage: mlmod init SHELL | mlmod SHELL [ml] SUBCOMMAND [ARGS...]\n       mlmod stack build SPEC --root DIR [--force] | mlmod stack verify --root DIR\n       mlmod stack pack --root DIR --out FILE.squashfs|FILE.tar.gz\n       mlmod lock [FILE] (module restore --locked FILE loads it back)\nshells: {shells}"
             );
@@ -28,6 +28,18 @@ fn main() -> ExitCode {
         Some("stack") => stack(&args[1..]),
         // `mlmod lock [FILE]`: the same as `module lock [FILE]` (it changes nothing,
         // so it needs no eval).
+        Some("lock") if args.len() > 1 && args[1].starts_with('-') => {
+            if matches!(args[1].as_str(), "-h" | "--help") {
+                println!("usage: mlmod lock [FILE]\n  Pins the loaded modules (each modulefile's SHA-256, and each stack prefix's manifest digest) to FILE, or prints the lock without FILE.\n  module restore --locked FILE loads them back, or refuses with the list of changes.");
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "mlmod lock: unknown option {:?}; usage: mlmod lock [FILE]",
+                    args[1]
+                );
+                ExitCode::from(2)
+            }
+        }
         Some("lock") => {
             let env = std::env::vars_os()
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
@@ -58,7 +70,13 @@ fn main() -> ExitCode {
         }
         Some(s) => {
             let Some(sh) = Shell::parse(s) else {
-                eprintln!("mlmod: unknown shell {s:?}; expected one of: {shells}, or init");
+                let words = [
+                    "bash", "zsh", "sh", "fish", "csh", "tcsh", "json", "init", "stack", "lock",
+                ];
+                let hint = mlmod::commands::closest(s, &words)
+                    .map(|w| format!(" (did you mean {w:?}?)"))
+                    .unwrap_or_default();
+                eprintln!("mlmod: unknown shell {s:?}{hint}; expected one of: {shells}, or init, stack, lock, --help");
                 return ExitCode::from(2);
             };
             let (ml, rest) = match args.get(1).map(String::as_str) {
@@ -91,8 +109,7 @@ fn emit(s: &str) {
 /// `mlmod stack build SPEC --root DIR [--force]`, `mlmod stack verify --root DIR`.
 fn stack(args: &[String]) -> ExitCode {
     use mlmod::stack::{build, spec::Spec};
-    let usage =
-        "usage: mlmod stack build SPEC --root DIR [--force] | mlmod stack verify --root DIR";
+    let usage = "usage: mlmod stack build SPEC --root DIR [--force] | mlmod stack verify --root DIR\n       mlmod stack pack --root DIR --out FILE.squashfs|FILE.tar.gz";
     let mut root: Option<std::path::PathBuf> = None;
     let mut force = false;
     let mut out_file: Option<std::path::PathBuf> = None;

@@ -205,3 +205,113 @@ fn overview_counts_versions() {
     // basic/env has 1.0 and 2.0.
     assert!(err.contains("env (2)"), "{err}");
 }
+
+#[test]
+fn lock_help_prints_usage_and_writes_no_file() {
+    let dir = std::env::temp_dir().join(format!("mlmod-lock-help-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mlmod"))
+        .args(["lock", "--help"])
+        .current_dir(&dir)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("usage: mlmod lock [FILE]"));
+    assert!(!dir.join("--help").exists(), "no lock file named --help");
+    let out = Command::new(env!("CARGO_BIN_EXE_mlmod"))
+        .args(["lock", "--frobnicate"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!dir.join("--frobnicate").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn typos_get_a_did_you_mean() {
+    let (out, err) = mlmod(&["lod", "gcc"]);
+    assert_failed_cleanly(&out);
+    assert!(
+        err.contains("unknown module command \"lod\" (did you mean \"load\"?)"),
+        "{err}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_mlmod"))
+        .arg("bsh")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown shell \"bsh\" (did you mean \"bash\"?)"),
+        "{err}"
+    );
+    // `mlmod help` is the usage, not an unknown shell.
+    let out = Command::new(env!("CARGO_BIN_EXE_mlmod"))
+        .arg("help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("usage: mlmod init SHELL"));
+}
+
+#[test]
+fn module_help_lists_every_subcommand() {
+    let (_, err) = mlmod(&["help"]);
+    for c in [
+        "save", "restore", "savelist", "describe", "overview", "lock", "spider", "keyword",
+    ] {
+        assert!(err.contains(c), "{c} missing from: {err}");
+    }
+}
+
+/// The loaded, default and symbolic-version markers of `avail`, as Debian's Lmod 8.6
+/// prints them for the same tree (run by hand on 2026-12-04): `(1.8:eight)`,
+/// `(L,1.8:eight)`, `(D:1.8:eight)`, `(L,D:1.8:eight)`.
+#[test]
+fn avail_markers_are_lmods() {
+    let root = std::env::temp_dir().join(format!("mlmod-markers-{}", std::process::id()));
+    let java = root.join("Java");
+    std::fs::create_dir_all(&java).unwrap();
+    std::fs::write(java.join("1.8.0_181.lua"), "whatis(\"java\")\n").unwrap();
+    std::fs::write(java.join("11.lua"), "whatis(\"java11\")\n").unwrap();
+    // `avail` after an optional `module load` in the same bash.
+    let run = |load: bool| {
+        let m = env!("CARGO_BIN_EXE_mlmod");
+        let script = if load {
+            format!("eval \"$({m} bash load Java/1.8.0_181)\"; {m} bash avail >/dev/null")
+        } else {
+            format!("{m} bash avail >/dev/null")
+        };
+        let out = Command::new("bash")
+            .args(["--norc", "--noprofile", "-c", &script])
+            .env_clear()
+            .env("MODULEPATH", &root)
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let marker = |text: &str| {
+        text.split_whitespace()
+            .skip_while(|w| *w != "Java/1.8.0_181")
+            .nth(1)
+            .unwrap_or("")
+            .to_string()
+    };
+    for (rc, plain, loaded) in [
+        ("module_version(\"Java/1.8.0_181\",\"1.8\",\"eight\")\n", "(1.8:eight)", "(L,1.8:eight)"),
+        (
+            "module_version(\"Java/1.8.0_181\",\"1.8\",\"eight\")\nmodule_version(\"Java/1.8.0_181\",\"default\")\n",
+            "(D:1.8:eight)",
+            "(L,D:1.8:eight)",
+        ),
+    ] {
+        std::fs::write(java.join(".modulerc.lua"), rc).unwrap();
+        assert_eq!(marker(&run(false)), plain);
+        assert_eq!(marker(&run(true)), loaded);
+    }
+    std::fs::remove_dir_all(&root).unwrap();
+}
