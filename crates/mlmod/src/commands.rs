@@ -490,15 +490,32 @@ fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
     let mut legend_d = false;
     let mut legend_l = false;
     let mut any = false;
+    // A search string that is exactly a symbolic version (`Java/1.8` for
+    // `module_version("Java/1.8.0_181", "1.8")`) lists only the module it names, as
+    // Lmod does; any other string matches case-insensitively anywhere in the name.
+    let aliased: Vec<Option<String>> = filters
+        .iter()
+        .map(|p| {
+            let (sn, sym) = p.rsplit_once('/')?;
+            let e = tree.names.get(sn)?;
+            e.files
+                .iter()
+                .filter_map(|f| f.version.as_deref())
+                .find(|v| e.symbols_of(v).contains(&sym))
+                .map(|v| format!("{sn}/{v}"))
+        })
+        .collect();
     for (di, dir) in tree.dirs.iter().enumerate() {
         let mut files: Vec<&ModuleFile> = tree
             .visible()
             .filter(|f| f.dir == di)
             .filter(|f| {
-                // Lmod matches search strings case-insensitively anywhere in the name.
                 filters.is_empty() || {
-                    let n = f.full_name().to_lowercase();
-                    filters.iter().any(|p| n.contains(&p.to_lowercase()))
+                    let n = f.full_name();
+                    filters.iter().zip(&aliased).any(|(p, alias)| match alias {
+                        Some(target) => n == *target,
+                        None => n.to_lowercase().contains(&p.to_lowercase()),
+                    })
                 }
             })
             .collect();

@@ -313,5 +313,33 @@ fn avail_markers_are_lmods() {
         assert_eq!(marker(&run(false)), plain);
         assert_eq!(marker(&run(true)), loaded);
     }
+    // A search for exactly a symbolic version lists only its module (Lmod: `-t avail
+    // Java/1.8` prints the alias line and Java/1.8.0_181, not Java/1.8.0_192).
+    std::fs::write(java.join("1.8.0_192.lua"), "whatis(\"java\")\n").unwrap();
+    std::fs::write(
+        java.join(".modulerc.lua"),
+        "module_version(\"Java/1.8.0_181\",\"1.8\")\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mlmod"))
+        .args(["bash", "-t", "avail", "Java/1.8"])
+        .env_clear()
+        .env("MODULEPATH", &root)
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(lines, ["Java/1.8(@Java/1.8.0_181)", "Java/1.8.0_181"]);
+    // Any other text still matches anywhere: Java/1.8.0 lists both.
+    let out = Command::new(env!("CARGO_BIN_EXE_mlmod"))
+        .args(["bash", "-t", "avail", "Java/1.8.0"])
+        .env_clear()
+        .env("MODULEPATH", &root)
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(text.lines().skip(1).count(), 3, "{text}");
     std::fs::remove_dir_all(&root).unwrap();
 }
