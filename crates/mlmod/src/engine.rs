@@ -1318,18 +1318,19 @@ fn install(lua: &Lua, base: &Table, inner0: &Rc<RefCell<Inner>>) -> mlua::Result
 }
 
 impl RcReader for Engine {
-    fn read_rc(&self, path: &Path) -> Vec<RcDirective> {
+    fn read_rc(&self, path: &Path) -> Result<Vec<RcDirective>, String> {
         match self.lua() {
             Ok((lua, _)) => read_rc(lua, path),
-            Err(_) => Vec::new(),
+            Err(e) => Err(e.to_string()),
         }
     }
 }
 
-/// Evaluates a `.modulerc.lua` in its own small sandbox and returns its directives.
-fn read_rc(lua: &Lua, path: &Path) -> Vec<RcDirective> {
+/// Evaluates a `.modulerc.lua` in its own small sandbox and returns its directives, or
+/// the error (file and line) that stopped it; an unreadable file has no directives.
+fn read_rc(lua: &Lua, path: &Path) -> Result<Vec<RcDirective>, String> {
     let Ok(code) = std::fs::read_to_string(path) else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let out: Rc<RefCell<Vec<RcDirective>>> = Rc::default();
     let run = || -> mlua::Result<()> {
@@ -1379,10 +1380,23 @@ fn read_rc(lua: &Lua, path: &Path) -> Vec<RcDirective> {
             .set_environment(env)
             .exec()
     };
-    // A broken rc file is ignored, as Lmod ignores rc errors for listing purposes.
-    let _ = run();
-    let r = out.borrow().clone();
-    r
+    // Listings ignore a broken rc file, as Lmod does; loads report it (NameEntry::rc_error).
+    match run() {
+        Ok(()) => {
+            let r = out.borrow().clone();
+            Ok(r)
+        }
+        Err(e) => Err(lua_error_text(&e)),
+    }
+}
+
+/// The first line of a Lua error: `FILE:LINE: message`, without mlua's traceback.
+fn lua_error_text(e: &mlua::Error) -> String {
+    let full = match e {
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        other => other.to_string(),
+    };
+    full.lines().next().unwrap_or("").to_string()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1452,7 +1466,7 @@ impl Inner {
 /// the engine's own state is busy.
 struct FreshLuaRc;
 impl RcReader for FreshLuaRc {
-    fn read_rc(&self, path: &Path) -> Vec<RcDirective> {
+    fn read_rc(&self, path: &Path) -> Result<Vec<RcDirective>, String> {
         read_rc(&Lua::new(), path)
     }
 }
@@ -1809,6 +1823,13 @@ fn load_module(
                 suggestions: i.suggest(name),
             });
         };
+        // A broken `.modulerc.lua` of the name fails the load, naming its file and line
+        // (Lmod's words).
+        if let Some(err) = t.names.get(&f.sn).and_then(|e| e.rc_error.as_ref()) {
+            return Err(ModError::Eval(format!(
+                "Unable to load module because of error when evaluating modulefile: <unknown>\n     {err}\n     Please check the modulefile and especially if there is a line number\nspecified in the above message"
+            )));
+        }
         // A modulefile that loads itself while it is being loaded (easybuild's
         // SUM/2.5.2 does, behind `if not isloaded(...)`): Lmod loads it once.
         if i.frames.iter().any(|fr| fr.file.path == f.path) {

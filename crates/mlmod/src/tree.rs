@@ -53,6 +53,10 @@ pub struct NameEntry {
     pub marked_default: Option<String>,
     /// Symbolic versions: `(symbol, version)`, from `module_version`.
     pub symbols: Vec<(String, String)>,
+    /// The error of this name's `.modulerc.lua`, with file and line, if it could not be
+    /// evaluated: listings ignore it and loading a version of the name fails with it,
+    /// as in Lmod.
+    pub rc_error: Option<String>,
 }
 
 impl NameEntry {
@@ -112,7 +116,10 @@ pub struct Tree {
 /// Reads rc files (`.modulerc.lua`): implemented by the Lua evaluator.
 pub trait RcReader {
     /// Evaluates an rc file; returns its directives.
-    fn read_rc(&self, path: &Path) -> Vec<RcDirective>;
+    ///
+    /// # Errors
+    /// The evaluation error, naming the file and line.
+    fn read_rc(&self, path: &Path) -> Result<Vec<RcDirective>, String>;
 }
 
 /// A directive of a `.modulerc.lua`.
@@ -172,7 +179,7 @@ impl Tree {
             if let Scope::All = scope {
                 let rcf = dir.join(".modulerc.lua");
                 if rcf.is_file() {
-                    tree.apply_rc(i, "", &rc.read_rc(&rcf));
+                    tree.apply_rc(i, "", &rc.read_rc(&rcf).unwrap_or_default());
                 }
             }
         }
@@ -215,7 +222,7 @@ impl Tree {
     fn finish_dir(&mut self, i: usize, dir: &Path, rc: &dyn RcReader) {
         let rcf = dir.join(".modulerc.lua");
         if rcf.is_file() {
-            self.apply_rc(i, "", &rc.read_rc(&rcf));
+            self.apply_rc(i, "", &rc.read_rc(&rcf).unwrap_or_default());
         }
         for e in self.names.values_mut() {
             e.files
@@ -296,8 +303,12 @@ impl Tree {
             mark(self, v);
         }
         if let Some(rcf) = &listing.rc {
-            let d = rc.read_rc(rcf);
-            self.apply_rc(dir, rel, &d);
+            match rc.read_rc(rcf) {
+                Ok(d) => self.apply_rc(dir, rel, &d),
+                Err(e) => {
+                    self.names.entry(rel.to_string()).or_default().rc_error = Some(e);
+                }
+            }
         }
         if let Some(v) = listing.dot_version {
             mark(self, v);
@@ -667,8 +678,8 @@ mod tests {
 
     struct NoRc;
     impl RcReader for NoRc {
-        fn read_rc(&self, _: &Path) -> Vec<RcDirective> {
-            Vec::new()
+        fn read_rc(&self, _: &Path) -> Result<Vec<RcDirective>, String> {
+            Ok(Vec::new())
         }
     }
 

@@ -343,3 +343,50 @@ fn avail_markers_are_lmods() {
     assert_eq!(text.lines().skip(1).count(), 3, "{text}");
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// A `.modulerc.lua` with a syntax error: listings ignore it and loading the name fails
+/// naming the file and line, as Debian's Lmod 8.6 does (checked by hand on 2026-12-04:
+/// `Unable to load module because of error when evaluating modulefile: <unknown>`,
+/// then `.../Java/.modulerc.lua: ...:2: ')' expected (to close '(' at line 1) near <eof>`).
+#[test]
+fn a_broken_modulerc_fails_the_load_naming_file_and_line() {
+    let root = std::env::temp_dir().join(format!("mlmod-badrc-{}", std::process::id()));
+    let java = root.join("Java");
+    std::fs::create_dir_all(&java).unwrap();
+    std::fs::write(java.join("11.lua"), "whatis(\"java11\")\n").unwrap();
+    std::fs::write(
+        java.join(".modulerc.lua"),
+        "module_version(\"Java/11\",\"eleven\"\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_mlmod"))
+            .arg("bash")
+            .args(args)
+            .env_clear()
+            .env("MODULEPATH", &root)
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (out, err) = run(&["load", "Java"]);
+    assert_failed_cleanly(&out);
+    let rc = java.join(".modulerc.lua").display().to_string();
+    assert!(
+        err.contains("Unable to load module because of error when evaluating modulefile"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{rc}:2: ')' expected (to close '(' at line 1) near <eof>"
+        )),
+        "{err}"
+    );
+    let (_, listing) = run(&["-t", "avail"]);
+    assert!(listing.contains("Java/11"), "{listing}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
