@@ -479,9 +479,10 @@ impl Engine {
         let mp = modulepath_now(&self.inner);
         let mut i = self.inner.borrow_mut();
         let cwd = std::env::current_dir().unwrap_or_default();
+        // `unuse` keeps a relative folder's symlinks (lexical), as Lmod 8.6 does.
         for d in dirs {
             i.env
-                .remove_path("MODULEPATH", &absolute(&cwd, d), ":", true);
+                .remove_path("MODULEPATH", &lexical(&cwd, d), ":", true);
         }
         i.refresh_modulepath();
         drop(i);
@@ -1479,9 +1480,22 @@ fn split_modulepath(v: Option<&str>) -> Vec<PathBuf> {
         .collect()
 }
 
-/// `d` made absolute against `cwd`, with `.` and `..` resolved lexically (symlinks
-/// are kept), as Lmod's `module use` does.
+/// `d` as Lmod 8.6's `module use` stores it (checked against Debian's lmod): an
+/// absolute path with `.` and `..` resolved lexically (symlinks kept); a relative path
+/// resolved against `cwd` through its symlinks (the real path), when it exists.
 fn absolute(cwd: &Path, d: &str) -> String {
+    let p = Path::new(d);
+    if p.is_relative() {
+        if let Ok(real) = std::fs::canonicalize(cwd.join(p)) {
+            return real.display().to_string();
+        }
+    }
+    lexical(cwd, d)
+}
+
+/// `d` made absolute against `cwd`, with `.` and `..` resolved lexically (symlinks
+/// kept).
+fn lexical(cwd: &Path, d: &str) -> String {
     use std::path::Component;
     let p = Path::new(d);
     let abs = if p.is_absolute() {

@@ -200,10 +200,18 @@ impl Env {
         self.functions.insert(name.to_string(), None);
     }
 
+    /// The entries of a path variable, each once: Lmod collapses duplicates (keeping
+    /// the first) when it changes a path (`LMOD_DUPLICATE_PATHS` unset).
     fn entries(&self, name: &str, delim: &str) -> Vec<String> {
         match self.get(name) {
             None | Some("") => Vec::new(),
-            Some(v) => v.split(delim).map(str::to_string).collect(),
+            Some(v) => {
+                let mut seen = std::collections::HashSet::new();
+                v.split(delim)
+                    .filter(|e| seen.insert(*e))
+                    .map(str::to_string)
+                    .collect()
+            }
         }
     }
 
