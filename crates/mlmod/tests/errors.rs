@@ -29,6 +29,23 @@ fn mlmod(args: &[&str]) -> (String, String) {
     )
 }
 
+/// Runs `mlmod bash ARGS` with MODULEPATH = `root` in an empty environment; returns
+/// (stdout, stderr).
+fn mlmod_on(root: &std::path::Path, args: &[&str]) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mlmod"))
+        .arg("bash")
+        .args(args)
+        .env_clear()
+        .env("MODULEPATH", root)
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .expect("run mlmod");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A failed command renders only `false;`: no variable reaches the shell.
 fn assert_failed_cleanly(stdout: &str) {
     assert_eq!(stdout, "false;\n", "a failing command must change nothing");
@@ -321,25 +338,11 @@ fn avail_markers_are_lmods() {
         "module_version(\"Java/1.8.0_181\",\"1.8\")\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_mlmod"))
-        .args(["bash", "-t", "avail", "Java/1.8"])
-        .env_clear()
-        .env("MODULEPATH", &root)
-        .env("PATH", "/usr/bin:/bin")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stderr);
+    let (_, text) = mlmod_on(&root, &["-t", "avail", "Java/1.8"]);
     let lines: Vec<&str> = text.lines().skip(1).collect();
     assert_eq!(lines, ["Java/1.8(@Java/1.8.0_181)", "Java/1.8.0_181"]);
     // Any other text still matches anywhere: Java/1.8.0 lists both.
-    let out = Command::new(env!("CARGO_BIN_EXE_mlmod"))
-        .args(["bash", "-t", "avail", "Java/1.8.0"])
-        .env_clear()
-        .env("MODULEPATH", &root)
-        .env("PATH", "/usr/bin:/bin")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stderr);
+    let (_, text) = mlmod_on(&root, &["-t", "avail", "Java/1.8.0"]);
     assert_eq!(text.lines().skip(1).count(), 3, "{text}");
     std::fs::remove_dir_all(&root).unwrap();
 }
@@ -359,20 +362,7 @@ fn a_broken_modulerc_fails_the_load_naming_file_and_line() {
         "module_version(\"Java/11\",\"eleven\"\n",
     )
     .unwrap();
-    let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_mlmod"))
-            .arg("bash")
-            .args(args)
-            .env_clear()
-            .env("MODULEPATH", &root)
-            .env("PATH", "/usr/bin:/bin")
-            .output()
-            .unwrap();
-        (
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |args: &[&str]| mlmod_on(&root, args);
     let (out, err) = run(&["load", "Java"]);
     assert_failed_cleanly(&out);
     let rc = java.join(".modulerc.lua").display().to_string();
