@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use mlplane_sim::sharing::{self, SharingMode, Study, StudyOptions};
-use mlplane_sim::{input, report, select, Experiment, ExperimentConfig};
+use mlplane_sim::{input, replay, report, select, Experiment, ExperimentConfig};
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +39,72 @@ enum Command {
     /// disabled, and the rest get the proposed geometry (printed as mig-parted YAML).
     /// `mlplane simulate --sharing mig,mig-1g,mig-disabled` measures it.
     MigAdvise(AdviseArgs),
+    /// Replay a trace over time: arrivals, departures, priorities, preemption, fair
+    /// share across tenants and soft quotas (docs/scheduling.md, "Replay").
+    ///
+    /// Pods get priority classes from the trace's qos (LS/Guaranteed: high 1000,
+    /// BE/Burstable: low 100, CPU-only: low-cpu 50) and tenants drawn by the seed.
+    /// Without --nodes/--pods it replays a built-in synthetic cluster and timed workload.
+    Replay(ReplayArgs),
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// Node list CSV (as for simulate). Needs --pods.
+    #[arg(long, value_name = "FILE", requires = "pods")]
+    nodes: Option<PathBuf>,
+    /// Pod list CSV with creation_time, scheduled_time, deletion_time and qos. Needs --nodes.
+    #[arg(long, value_name = "FILE", requires = "nodes")]
+    pods: Option<PathBuf>,
+    /// Policies to run, comma-separated, or `all`.
+    #[arg(
+        long,
+        value_name = "NAME[,NAME...]",
+        default_value = "FGD,BestFit,LeastAllocated"
+    )]
+    policy: String,
+    /// Fair-share preemption (victim order and reclaim across tenants): on, off or both.
+    #[arg(long, value_name = "on|off|both", default_value = "both")]
+    fair_share: String,
+    /// With fair share, do not reclaim from tenants above their share at equal priority.
+    #[arg(long)]
+    no_reclaim: bool,
+    /// Tenants with fair-share weights and, after a colon, their relative demand (the
+    /// share of pods drawn for each; default 1 each).
+    #[arg(
+        long,
+        value_name = "NAME=W[:D][,...]",
+        default_value = "team-a=3:20,team-b=2:30,team-c=1:50"
+    )]
+    tenants: String,
+    /// Arrivals this many times faster than the trace (run times unchanged). Default:
+    /// 150 for trace files (the trace alone uses about 1% of its cluster), 1 for the
+    /// built-in input.
+    #[arg(long, value_name = "K")]
+    speedup: Option<f64>,
+    /// Replay on this fraction of the cluster's nodes, stratified by node shape (at
+    /// least one node of each GPU model is kept). Default: 0.1 for trace files (the
+    /// trace's pods together ask for about the whole cluster, so they contend for it only
+    /// on a part of it), 1 for the built-in input.
+    #[arg(long, value_name = "F")]
+    cluster_fraction: Option<f64>,
+    /// Seconds a preemption victim takes to leave.
+    #[arg(long, value_name = "S", default_value_t = 30.0)]
+    grace: f64,
+    /// Cap the GPUs a tenant's pods of a class hold at once with a ClusterThrottle
+    /// (repeatable), e.g. team-a:high=200. Runs the capped case after the others.
+    #[arg(long, value_name = "TENANT:CLASS=GPUS")]
+    cap: Vec<String>,
+    /// Seed of the tenant draw, the node order and the policies' draws.
+    #[arg(long, value_name = "S", default_value_t = 42)]
+    seed: u64,
+    /// Write replay.csv, timeline.csv, replay.json and three plots into DIR (created if
+    /// missing; checked before the run).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Print one JSON object on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -112,6 +178,7 @@ fn main() -> ExitCode {
         }
         Command::Simulate(args) => simulate(args),
         Command::MigAdvise(args) => mig_advise(args),
+        Command::Replay(args) => replay(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -346,4 +413,219 @@ fn geometry_text(a: &mlplane_share::advisor::Advice) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The trace's default arrival speedup for `mlplane replay`.
+const TRACE_SPEEDUP: f64 = 150.0;
+/// The trace's default cluster fraction for `mlplane replay`.
+const TRACE_CLUSTER_FRACTION: f64 = 0.1;
+
+fn parse_tenants(spec: &str) -> Result<Vec<replay::Tenant>> {
+    let mut out = Vec::new();
+    for part in select::split_list(spec).map_err(|e| anyhow::anyhow!("{e}"))? {
+        let Some((name, rest)) = part.split_once('=') else {
+            bail!("{part:?}: expected NAME=WEIGHT[:DEMAND], e.g. team-a=3:20");
+        };
+        let (w, d) = rest.split_once(':').unwrap_or((rest, "1"));
+        let weight: f64 = w
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{part:?}: the weight {w:?} is not a number"))?;
+        let demand: f64 = d
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{part:?}: the demand {d:?} is not a number"))?;
+        out.push(replay::Tenant {
+            name: name.trim().to_string(),
+            weight,
+            demand,
+        });
+    }
+    Ok(out)
+}
+
+fn parse_cap(spec: &str, tenants: &[replay::Tenant]) -> Result<replay::Throttle> {
+    let bad = || anyhow::anyhow!("{spec:?}: expected TENANT:CLASS=GPUS, e.g. team-a:high=200");
+    let (who, gpus) = spec.split_once('=').ok_or_else(bad)?;
+    let (tenant, class) = who.split_once(':').ok_or_else(bad)?;
+    let gpus: u64 = gpus
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{spec:?}: GPUS {gpus:?} is not a whole number"))?;
+    if !tenants.iter().any(|t| t.name == tenant) {
+        bail!(
+            "{spec:?}: no tenant {tenant:?} (tenants: {})",
+            tenants
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if !replay::default_classes().iter().any(|c| c.name == class) {
+        bail!("{spec:?}: no priority class {class:?} (classes: high, low, low-cpu)");
+    }
+    Ok(replay::gpu_cap(tenant, class, gpus))
+}
+
+fn replay(args: ReplayArgs) -> Result<()> {
+    // Everything the flags alone decide is checked before the input is read.
+    let policies = select::parse_policies(&args.policy).context("--policy")?;
+    let fair: &[bool] = match args.fair_share.as_str() {
+        "on" => &[true],
+        "off" => &[false],
+        "both" => &[false, true],
+        other => bail!("--fair-share: expected on, off or both, got {other:?}"),
+    };
+    let tenants = parse_tenants(&args.tenants).context("--tenants")?;
+    let caps = args
+        .cap
+        .iter()
+        .map(|c| parse_cap(c, &tenants))
+        .collect::<Result<Vec<_>>>()
+        .context("--cap")?;
+    if let Some(k) = args.speedup {
+        if !(k.is_finite() && k > 0.0) {
+            bail!("--speedup: expected a positive number, got {k}");
+        }
+    }
+    if let Some(f) = args.cluster_fraction {
+        if !(f > 0.0 && f <= 1.0) {
+            bail!("--cluster-fraction: expected a number in (0, 1], got {f}");
+        }
+    }
+    if !(args.grace.is_finite() && args.grace >= 0.0) {
+        bail!(
+            "--grace: expected a non-negative number of seconds, got {}",
+            args.grace
+        );
+    }
+    if let Some(dir) = &args.out {
+        report::prepare_dir(dir, &report::REPLAY_FILES).context("--out")?;
+    }
+    let (workload, label) = match (&args.nodes, &args.pods) {
+        (Some(n), Some(p)) => {
+            let full = mlplane_sim::trace::load_nodes(n)?;
+            let pods = mlplane_sim::trace::load_timed_pods(p, &full)?;
+            let f = args.cluster_fraction.unwrap_or(TRACE_CLUSTER_FRACTION);
+            let cluster = mlplane_sim::synth::subsample(&full, f, args.seed);
+            let k = args.speedup.unwrap_or(TRACE_SPEEDUP);
+            let w = replay::Workload::from_trace(
+                std::sync::Arc::new(cluster),
+                pods,
+                tenants,
+                k,
+                args.seed,
+            )?;
+            let label = format!(
+                "{} ({f} of its nodes) + {}, arrivals x{k}",
+                n.file_name().unwrap_or_default().to_string_lossy(),
+                p.file_name().unwrap_or_default().to_string_lossy()
+            );
+            (w, label)
+        }
+        _ => {
+            let mut w = replay::Workload::builtin(tenants, args.seed)?;
+            if let Some(f) = args.cluster_fraction {
+                w.cluster =
+                    std::sync::Arc::new(mlplane_sim::synth::subsample(&w.cluster, f, args.seed));
+            }
+            if let Some(k) = args.speedup {
+                for j in &mut w.jobs {
+                    j.arrival_s /= k;
+                }
+                w.speedup = k;
+            }
+            (
+                w,
+                format!(
+                    "built-in synthetic ({} nodes, {} timed pods; generator seed {})",
+                    replay::BUILTIN_NODES,
+                    replay::BUILTIN_JOBS,
+                    input::DEFAULT_INPUT_SEED
+                ),
+            )
+        }
+    };
+    let mut configs = Vec::new();
+    for &p in &policies {
+        for &f in fair {
+            let mut c = replay::ReplayConfig::new(p);
+            c.fair_share = f;
+            c.reclaim = !args.no_reclaim;
+            c.grace_s = args.grace;
+            c.seed = args.seed;
+            configs.push(c);
+        }
+    }
+    if !caps.is_empty() {
+        for &p in &policies {
+            let mut c = replay::ReplayConfig::new(p);
+            c.fair_share = *fair.last().expect("one at least");
+            c.reclaim = !args.no_reclaim;
+            c.grace_s = args.grace;
+            c.seed = args.seed;
+            c.throttles = caps.clone();
+            configs.push(c);
+        }
+    }
+    eprintln!(
+        "replaying {} jobs on {} nodes / {} GPUs ({label}); {} run(s), tenants {}",
+        workload.jobs.len(),
+        workload.cluster.nodes().len(),
+        workload.cluster.gpu_count(),
+        configs.len(),
+        workload
+            .tenants
+            .iter()
+            .map(|t| format!("{}={}:{}", t.name, t.weight, t.demand))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let bar = ProgressBar::new(workload.jobs.len() as u64 * configs.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} arrivals replayed ({per_sec}, eta {eta})",
+        )
+        .expect("valid template"),
+    );
+    let started = Instant::now();
+    let mut results = Vec::new();
+    let mut times = Vec::new();
+    for (i, c) in configs.iter().enumerate() {
+        let t0 = Instant::now();
+        let base = i as u64 * workload.jobs.len() as u64;
+        let r = replay::replay(&workload, c, &mut |n| bar.set_position(base + n))?;
+        times.push(t0.elapsed().as_secs_f64());
+        results.push(r);
+    }
+    bar.finish_and_clear();
+    let classes: Vec<String> = workload.classes.iter().map(|c| c.name.clone()).collect();
+    let doc = report::ReplayJson {
+        input: &label,
+        speedup: workload.speedup,
+        tenants: &workload.tenants,
+        runs: &results,
+    };
+    let written = match &args.out {
+        Some(dir) => {
+            report::write_replay(dir, &results, &workload.tenants, &classes, &doc, &label)?
+        }
+        None => Vec::new(),
+    };
+    let text = if args.json {
+        doc.to_line()
+    } else {
+        let timing: Vec<String> = results
+            .iter()
+            .zip(&times)
+            .map(|(r, t)| format!("{} {t:.2} s", report::run_label(r)))
+            .collect();
+        format!(
+            "{}replay time per run: {}\n{}",
+            report::replay_table(&results, &workload.tenants),
+            timing.join(", "),
+            wrote(&written)
+        )
+    };
+    print_stdout(&text)?;
+    eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
 }

@@ -40,6 +40,12 @@ use rand::{Rng, RngCore};
 use crate::state::{ClusterState, Grant, NodeId, NodeInfo, Placement};
 use crate::status::{Code, Status};
 
+/// The status of a node whose room is held for pods nominated there with a priority at
+/// least the pod's ([`ClusterState::nominated_fit`]). Unresolvable: preemption does not
+/// compete with a nominee for the room its victims are leaving.
+pub const NOMINATED_ELSEWHERE: &str =
+    "node(s) had room held for nominated pods of equal or higher priority";
+
 /// The highest score a plugin may give a node (kube-scheduler's `MaxNodeScore`).
 pub const MAX_NODE_SCORE: i64 = 100;
 /// The lowest score a plugin may give a node (kube-scheduler's `MinNodeScore`).
@@ -700,6 +706,25 @@ impl Scheduler {
         Ok(p)
     }
 
+    /// True if `pod` passes the profile's filters on `node` in `state` (no PreFilter,
+    /// no nominated pods): a queueing hint's question "could this pod fit where
+    /// something was just freed?" (kube's `QueueingHintFn`).
+    ///
+    /// # Panics
+    /// If `node` is out of range.
+    pub fn fits(&self, state: &ClusterState, pod: &Pod, node: NodeId) -> bool {
+        let cycle = CycleState::default();
+        let info = state.node(node);
+        self.profile.filters.iter().all(|&i| {
+            self.profile
+                .plugin(i)
+                .as_filter()
+                .expect("indexed")
+                .filter(&cycle, pod, &info)
+                .is_ok()
+        })
+    }
+
     fn unreserve(&mut self, pod: &Pod, node: NodeId) {
         for &i in self.profile.reserves.iter().rev() {
             let p = self.profile.plugins[i].0.clone();
@@ -817,6 +842,27 @@ impl Scheduler {
                         .filter(|n| n.index() < state.len())
                         .for_each(|&n| visit(state.node(n))),
                 }
+            }
+        }
+        if state.has_nominations() {
+            // Nominated pods (kube's evaluateNominatedNode and filters "with nominated
+            // pods"): a pod goes to its own nominated node when that node fits, and
+            // leaves room on other nodes for nominees of its priority or higher.
+            let own = state
+                .nominated_node(pod.id)
+                .filter(|n| feasible.contains(n) && state.nominated_fit(*n, pod));
+            if let Some(n) = own {
+                feasible.clear();
+                feasible.push(n);
+            } else {
+                let statuses = &mut self.statuses;
+                feasible.retain(|&n| {
+                    let fits = state.nominated_fit(n, pod);
+                    if !fits {
+                        statuses.push((n, Status::unresolvable("", NOMINATED_ELSEWHERE)));
+                    }
+                    fits
+                });
             }
         }
         if let Some(k) = slot {

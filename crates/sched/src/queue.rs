@@ -220,6 +220,37 @@ impl SchedulingQueue {
         }
     }
 
+    /// As [`SchedulingQueue::cluster_changed`], but only the unschedulable pods for
+    /// which `hint` says the change may help move (kube's queueing hints,
+    /// `QueueingHintFn` returning `Queue` or `QueueSkip`); the others keep waiting. The
+    /// change still counts as a move request for pods in flight.
+    pub fn cluster_changed_for(
+        &mut self,
+        profile: &Profile,
+        now_s: f64,
+        hint: &mut dyn FnMut(&Pod) -> bool,
+    ) {
+        self.move_request_cycle = Some(self.scheduling_cycle);
+        let moved: Vec<u64> = self
+            .unschedulable
+            .iter()
+            .filter(|(_, q)| hint(&q.pod))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in moved {
+            let q = self.unschedulable.remove(&k).expect("listed");
+            self.requeue_after_change(profile, q, now_s);
+        }
+    }
+
+    /// The earliest time at which [`SchedulingQueue::flush`] would move a pod, seconds.
+    pub fn next_flush_s(&self) -> Option<f64> {
+        self.unschedulable
+            .values()
+            .map(|q| q.since_s + MAX_UNSCHEDULABLE_S)
+            .min_by(f64::total_cmp)
+    }
+
     /// Moves the pods that have been unschedulable for [`MAX_UNSCHEDULABLE_S`] or more by
     /// `now_s` (kube's periodic flush).
     pub fn flush(&mut self, profile: &Profile, now_s: f64) {

@@ -499,6 +499,30 @@ pub struct ClusterState {
     gpu_memory_used_mib: u64,
     gpu_pods: u64,
     placed: u64,
+    /// Nominated pods by node (see [`ClusterState::nominate`]).
+    nominated: std::collections::BTreeMap<NodeId, Vec<Nominee>>,
+}
+
+/// A pod nominated to a node, with what it will claim there: its priority and
+/// `[CPU millicores, memory MiB, GPU compute milli, whole GPUs, GPU memory MiB]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Nominee {
+    pod: PodId,
+    priority: i32,
+    claim: [u64; 5],
+}
+
+/// What a pod asks of a node in the aggregate, as the nominated-pods check counts it:
+/// `[CPU millicores, memory MiB, GPU compute milli, whole GPUs, GPU memory MiB]`. A
+/// request for named devices (`Devices`) counts its CPU and memory only.
+fn claim_of(pod: &Pod) -> [u64; 5] {
+    let (milli, whole, mem) = match pod.gpu {
+        GpuRequest::None | GpuRequest::Devices { .. } => (0, 0, 0),
+        GpuRequest::Whole(n) => (u64::from(n) * u64::from(GPU_MILLI), u64::from(n), 0),
+        GpuRequest::Milli(m) => (u64::from(m), 0, 0),
+        GpuRequest::Memory { mib, compute_milli } => (u64::from(compute_milli), 0, mib),
+    };
+    [pod.cpu_milli, pod.memory_mib, milli, whole, mem]
 }
 
 impl ClusterState {
@@ -515,7 +539,100 @@ impl ClusterState {
             gpu_memory_used_mib: 0,
             gpu_pods: 0,
             placed: 0,
+            nominated: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// Records that `pod` is nominated to `node` (PostFilter found room there once its
+    /// victims leave), replacing an earlier nomination of the same pod. Until the pod is
+    /// placed ([`ClusterState::assume`] clears the nomination) or the nomination is
+    /// cleared, pods of lower or equal priority must leave it room there
+    /// ([`ClusterState::nominated_fit`]), as kube-scheduler runs filters "with nominated
+    /// pods" (`RunFilterPluginsWithNominatedPods`). Nominations do not change the node's
+    /// version: they are not usage.
+    ///
+    /// # Panics
+    /// If `node` is out of range.
+    pub fn nominate(&mut self, pod: &Pod, node: NodeId) {
+        assert!(
+            node.index() < self.nodes.len(),
+            "node {node:?} out of range"
+        );
+        self.clear_nomination(pod.id);
+        self.nominated.entry(node).or_default().push(Nominee {
+            pod: pod.id,
+            priority: pod.priority,
+            claim: claim_of(pod),
+        });
+    }
+
+    /// Removes `id`'s nomination; the node it named, if any.
+    pub fn clear_nomination(&mut self, id: PodId) -> Option<NodeId> {
+        let node = self
+            .nominated
+            .iter()
+            .find(|(_, v)| v.iter().any(|n| n.pod == id))
+            .map(|(&k, _)| k)?;
+        let v = self.nominated.get_mut(&node).expect("found");
+        v.retain(|n| n.pod != id);
+        if v.is_empty() {
+            self.nominated.remove(&node);
+        }
+        Some(node)
+    }
+
+    /// The node `id` is nominated to.
+    pub fn nominated_node(&self, id: PodId) -> Option<NodeId> {
+        self.nominated
+            .iter()
+            .find(|(_, v)| v.iter().any(|n| n.pod == id))
+            .map(|(&k, _)| k)
+    }
+
+    /// True if any pod is nominated anywhere.
+    pub fn has_nominations(&self) -> bool {
+        !self.nominated.is_empty()
+    }
+
+    /// Whether `pod` leaves room on `node` for the pods nominated there with a priority
+    /// at least its own (other than itself): the node's free CPU, memory, pod slots, GPU
+    /// compute, fully free GPUs and GPU memory must cover `pod`'s request plus all of
+    /// theirs. The nominees' victims are still counted as using the node while they
+    /// terminate, as kube counts them, so a node with a nominee waiting for victims is
+    /// usually closed to such pods until the nominee is placed. The check is on node
+    /// totals, as kube's `NodeInfo` sums requests; the device allocator's per-device
+    /// check still follows for the pod itself.
+    ///
+    /// # Panics
+    /// If `node` is out of range.
+    pub fn nominated_fit(&self, node: NodeId, pod: &Pod) -> bool {
+        let Some(list) = self.nominated.get(&node) else {
+            return true;
+        };
+        let mut want = claim_of(pod);
+        let mut pods = 1u64;
+        for n in list {
+            if n.pod == pod.id || n.priority < pod.priority {
+                continue;
+            }
+            for (w, c) in want.iter_mut().zip(n.claim) {
+                *w += c;
+            }
+            pods += 1;
+        }
+        if pods == 1 {
+            return true;
+        }
+        let (n, st) = (
+            &self.cluster.nodes()[node.index()],
+            &self.nodes[node.index()],
+        );
+        want[0] <= st.cpu_free_milli
+            && want[1] <= st.memory_free_mib
+            && want[2] <= st.gpu_free_total()
+            && want[3] <= st.fully_free_gpus() as u64
+            && want[4] <= st.gpu_memory_free(n)
+            && u64::from(st.pods) + pods <= u64::from(n.max_pods)
     }
 
     /// The cluster this state belongs to.
@@ -686,6 +803,9 @@ impl ClusterState {
             self.gpu_pods += 1;
         }
         self.placed += 1;
+        if !self.nominated.is_empty() {
+            self.clear_nomination(pod.id);
+        }
         self.bound.insert(
             pod.id,
             Bound {

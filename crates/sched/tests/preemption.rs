@@ -620,3 +620,70 @@ mod no_loop {
         }
     }
 }
+
+#[test]
+fn a_nominated_node_keeps_its_room_for_the_nominee() {
+    // n0 has 2 GPUs, one held by L (priority 100). H (1000) asks for 2: only by
+    // evicting L, so it is nominated to n0. While L terminates, P (100, 1 GPU) must not
+    // take n0's free GPU: n0's room is held for H (2 asked beside P's 1; 1 free). A pod
+    // of higher priority than H (2000) is not held back. After L leaves, H goes to n0.
+    let c = cluster(vec![gpus("n0", 2)]);
+    let mut st = ClusterState::new(c.clone());
+    let mut s = scheduler(&c);
+    let l = pod("L", 100, GpuRequest::Whole(1));
+    place(&mut st, &mut s, &[&l]);
+    let h = pod("H", 1000, GpuRequest::Whole(2));
+    let nom = nominate(&mut st, &mut s, &h).unwrap();
+    assert_eq!((nom.node, nom.victims.clone()), (NodeId(0), vec![l.id]));
+    st.nominate(&h, nom.node);
+    assert_eq!(st.nominated_node(h.id), Some(NodeId(0)));
+    let p = pod("P", 100, GpuRequest::Whole(1));
+    match s.schedule(&mut st, &p, &mut ChaCha8Rng::seed_from_u64(1)) {
+        Err(ScheduleError::Unschedulable { diagnosis, .. }) => {
+            assert!(
+                diagnosis
+                    .to_string()
+                    .contains(mlplane_sched::framework::NOMINATED_ELSEWHERE),
+                "{diagnosis}"
+            );
+        }
+        other => panic!("P must wait, got {other:?}"),
+    }
+    // The same priority as H is held back too; a higher one is not.
+    let top = pod("top", 2000, GpuRequest::Whole(1));
+    assert!(st.nominated_fit(NodeId(0), &top));
+    assert!(!st.nominated_fit(NodeId(0), &pod("eq", 1000, GpuRequest::Whole(1))));
+    // H itself ignores its own nomination.
+    st.forget(l.id);
+    let placed = s
+        .schedule(&mut st, &h, &mut ChaCha8Rng::seed_from_u64(1))
+        .unwrap();
+    assert_eq!(placed.node, NodeId(0));
+    assert_eq!(
+        st.nominated_node(h.id),
+        None,
+        "placing H clears its nomination"
+    );
+}
+
+#[test]
+fn a_nominee_goes_to_its_nominated_node_when_it_fits() {
+    // Two free nodes of 2 GPUs; the node order prefers n1 for a tie, but a pod
+    // nominated to n0 goes to n0 (kube's evaluateNominatedNode), and without the
+    // nomination it goes to n1.
+    let c = cluster(vec![gpus("n0", 2), gpus("n1", 2)]);
+    let mut st = ClusterState::new(c.clone());
+    let mut s = scheduler(&c).with_tie_break(mlplane_sched::TieBreak::Rank(vec![1, 0].into()));
+    let free = pod("free", 1000, GpuRequest::Whole(1));
+    let got = s
+        .evaluate(&st, &free, &mut ChaCha8Rng::seed_from_u64(1))
+        .unwrap();
+    assert_eq!(got.node, NodeId(1));
+    let n = pod("nominee", 1000, GpuRequest::Whole(1));
+    st.nominate(&n, NodeId(0));
+    let got = s
+        .schedule(&mut st, &n, &mut ChaCha8Rng::seed_from_u64(1))
+        .unwrap();
+    assert_eq!(got.node, NodeId(0));
+    assert!(!st.has_nominations());
+}

@@ -10,6 +10,7 @@
 
 pub mod experiment;
 pub mod input;
+pub mod replay;
 pub mod report;
 pub mod select;
 pub mod sharing;

@@ -11,11 +11,16 @@ use serde::Serialize;
 use crate::sweep::Sweep;
 
 mod output;
+mod replay;
 mod title;
 
 pub use output::{
     prepare_dir, sharing_heading, sharing_title, simulate_title, write_sharing, write_simulate,
     SharingJson, SimulateJson, SHARING_FILES, SIMULATE_FILES,
+};
+pub use replay::{
+    plot_allocation_svg, plot_delay_cdf_svg, plot_shares_svg, replay_csv, replay_table, run_label,
+    timeline_csv, write_replay, ReplayJson, REPLAY_FILES,
 };
 
 /// Arrival percentages shown in the terminal table (those above the maximum are left out).

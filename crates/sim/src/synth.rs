@@ -176,9 +176,90 @@ pub fn replicate(cluster: &Cluster, times: usize) -> Cluster {
     Cluster::new(cluster.models().to_vec(), nodes).expect("copies of a valid cluster are valid")
 }
 
+/// A `fraction` of `cluster`'s nodes, stratified by node shape (CPU, memory, GPU count
+/// and model): from each shape, `round(fraction x count)` nodes drawn by `seed`, and at
+/// least one node of each GPU model (of its most common shape), so that no pod loses
+/// every model it may run on. Node names and order are kept.
+///
+/// # Panics
+/// If `fraction` is not in `(0, 1]`.
+pub fn subsample(cluster: &Cluster, fraction: f64, seed: u64) -> Cluster {
+    use rand::seq::SliceRandom;
+    use std::collections::BTreeMap;
+    assert!(
+        fraction > 0.0 && fraction <= 1.0,
+        "fraction {fraction} outside (0, 1]"
+    );
+    let mut shapes: BTreeMap<(u64, u64, u8, Option<u16>), Vec<usize>> = BTreeMap::new();
+    for (i, n) in cluster.nodes().iter().enumerate() {
+        let key = (
+            n.cpu_milli,
+            n.memory_mib,
+            n.gpu_count(),
+            n.gpu_model().map(|m| m.0),
+        );
+        shapes.entry(key).or_default().push(i);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5ab5_a3b1e);
+    let mut keep = vec![false; cluster.nodes().len()];
+    let mut models: BTreeMap<u16, (usize, usize)> = BTreeMap::new(); // model -> (kept, best shape size)
+    let mut best: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
+    for (key, mut idx) in shapes {
+        idx.shuffle(&mut rng);
+        let k = (fraction * idx.len() as f64).round() as usize;
+        for &i in &idx[..k] {
+            keep[i] = true;
+        }
+        if let Some(m) = key.3 {
+            let e = models.entry(m).or_insert((0, 0));
+            e.0 += k;
+            if idx.len() > e.1 {
+                e.1 = idx.len();
+                best.insert(m, idx.clone());
+            }
+        }
+    }
+    for (m, (kept, _)) in models {
+        if kept == 0 {
+            keep[best[&m][0]] = true;
+        }
+    }
+    let nodes = cluster
+        .nodes()
+        .iter()
+        .zip(&keep)
+        .filter(|(_, &k)| k)
+        .map(|(n, _)| n.clone())
+        .collect();
+    Cluster::new(cluster.models().to_vec(), nodes).expect("a subset of a valid cluster is valid")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subsample_keeps_shapes_in_proportion_and_every_model() {
+        // 549 G2 nodes of the trace's shapes, 2 A10: a tenth keeps 55 and 1 (0.2 rounds
+        // to 0, but the model must stay).
+        let c = cluster(1213, 7);
+        let s = subsample(&c, 0.1, 1);
+        let count = |c: &Cluster, model: &str| {
+            c.nodes()
+                .iter()
+                .filter(|n| {
+                    n.gpu_model()
+                        .map(|m| c.models()[m.0 as usize].name.as_str())
+                        == Some(model)
+                })
+                .count()
+        };
+        assert_eq!(count(&s, "A10"), 1);
+        let g2 = count(&c, "G2");
+        assert_eq!(count(&s, "G2"), (g2 as f64 * 0.1).round() as usize);
+        assert_eq!(subsample(&c, 1.0, 1).nodes().len(), c.nodes().len());
+        assert_eq!(subsample(&c, 0.1, 1), subsample(&c, 0.1, 1));
+    }
 
     #[test]
     fn tables_match_the_trace_totals() {

@@ -390,6 +390,53 @@ pub fn load_pods(path: &Path, cluster: &Cluster) -> Result<Vec<Pod>, TraceError>
 
 /// [`load_pods`] on text already read; `path` is used in messages only.
 pub fn parse_pods(path: &Path, text: &str, cluster: &Cluster) -> Result<Vec<Pod>, TraceError> {
+    Ok(parse_rows(path, text, cluster, false)?
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect())
+}
+
+/// A pod's life in the trace: its QoS class and times, seconds from the trace's start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodTimes {
+    /// The 1-based line of the pod in its file (for messages).
+    pub line: u64,
+    /// `qos`: `LS`, `BE`, `Burstable`, `Guaranteed` (empty if the column is absent).
+    pub qos: String,
+    /// `pod_phase` at the end of the trace (empty if absent).
+    pub phase: String,
+    /// `creation_time` (0 if the column is absent or empty).
+    pub creation_s: u64,
+    /// `scheduled_time`, if the pod was ever scheduled.
+    pub scheduled_s: Option<u64>,
+    /// `deletion_time`, if recorded.
+    pub deletion_s: Option<u64>,
+}
+
+/// [`load_pods`] keeping each pod's [`PodTimes`] (for the replay).
+///
+/// # Errors
+/// As [`load_pods`], and a field error for a non-numeric time or a `deletion_time`
+/// before the `scheduled_time` (or before the `creation_time`).
+pub fn load_timed_pods(path: &Path, cluster: &Cluster) -> Result<Vec<(Pod, PodTimes)>, TraceError> {
+    parse_timed_pods(path, &read_text(path)?, cluster)
+}
+
+/// [`load_timed_pods`] on text already read; `path` is used in messages only.
+pub fn parse_timed_pods(
+    path: &Path,
+    text: &str,
+    cluster: &Cluster,
+) -> Result<Vec<(Pod, PodTimes)>, TraceError> {
+    parse_rows(path, text, cluster, true)
+}
+
+fn parse_rows(
+    path: &Path,
+    text: &str,
+    cluster: &Cluster,
+    with_times: bool,
+) -> Result<Vec<(Pod, PodTimes)>, TraceError> {
     let t = Table::read(path, text, POD_COLUMNS, POD_REQUIRED)?;
     let mut pods = Vec::with_capacity(t.records.len());
     for (line, rec) in &t.records {
@@ -429,7 +476,43 @@ pub fn parse_pods(path: &Path, text: &str, cluster: &Cluster) -> Result<Vec<Pod>
         };
         let mut pod = Pod::new(name, cpu_milli, memory_mib, gpu);
         pod.allowed_models = allowed_models;
-        pods.push(pod);
+        let time = |field: &'static str| -> Result<Option<u64>, TraceError> {
+            let v = get(field);
+            if v.is_empty() || !with_times {
+                Ok(None)
+            } else {
+                t.uint(line, field, v).map(Some)
+            }
+        };
+        let creation_s = time("creation_time")?.unwrap_or(0);
+        let scheduled_s = time("scheduled_time")?;
+        let deletion_s = time("deletion_time")?;
+        if let Some(d) = deletion_s {
+            let start = scheduled_s.unwrap_or(creation_s);
+            if d < start {
+                let what = if scheduled_s.is_some() {
+                    "scheduled_time"
+                } else {
+                    "creation_time"
+                };
+                return Err(t.field_err(
+                    line,
+                    "deletion_time",
+                    get("deletion_time"),
+                    format!("a time at or after the {what} ({start})"),
+                ));
+            }
+        }
+        pod.created_s = creation_s;
+        let times = PodTimes {
+            line,
+            qos: get("qos").to_string(),
+            phase: get("pod_phase").to_string(),
+            creation_s,
+            scheduled_s,
+            deletion_s,
+        };
+        pods.push((pod, times));
     }
     if pods.is_empty() {
         return Err(TraceError::EmptyWorkload {

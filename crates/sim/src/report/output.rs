@@ -58,7 +58,7 @@ impl SharingJson<'_> {
     }
 }
 
-fn to_line<T: Serialize>(v: &T) -> String {
+pub(super) fn to_line<T: Serialize>(v: &T) -> String {
     // Plain structs of strings and numbers: serialising cannot fail.
     let mut s = serde_json::to_string(v).expect("report rows serialise");
     s.push('\n');
