@@ -204,9 +204,47 @@ fn usage() -> Outcome {
 fn fail(e: &ModError) -> Outcome {
     Outcome {
         changes: Vec::new(),
-        text: format!("mlmod has detected the following error: {e}\n"),
+        // Lmod follows an error with three blank lines (its traceback, empty here).
+        text: format!(
+            "mlmod has detected the following error: {}\n\n\n\n",
+            e.to_string().trim_end_matches('\n')
+        ),
         ok: false,
     }
+}
+
+/// The terminal width Lmod lays its text out for (tools/TermWidth.lua):
+/// `LMOD_TERM_WIDTH`, else 80 (Lmod asks `stty`/`tput` only when it writes to a
+/// terminal; mlmod's output is captured by the shell's `eval`).
+fn term_width(engine: &Engine) -> usize {
+    engine
+        .env()
+        .get("LMOD_TERM_WIDTH")
+        .and_then(|w| w.trim().parse().ok())
+        .unwrap_or(80)
+}
+
+/// `text` centred in a rule of dashes, as Lmod's `Banner:bannerStr` does: at least
+/// four dashes on each side.
+fn banner(text: &str, width: usize) -> String {
+    let len = text.len() + 2;
+    let left = (width.saturating_sub(len) / 2).max(4);
+    let right = width.saturating_sub(left + len).max(4);
+    format!("{} {text} {}", "-".repeat(left), "-".repeat(right))
+}
+
+/// Lmod's warning for names `help`, `whatis` and `show` cannot find
+/// (`w_Failed_2_Find`), or nothing when `missing` is empty. mlmod does not wrap it
+/// at the terminal width.
+fn failed_to_find(missing: &[&str]) -> String {
+    if missing.is_empty() {
+        return String::new();
+    }
+    format!(
+        "mlmod Warning: Failed to find the following module(s): \"{}\" in your MODULEPATH\nTry:\n\n    $ module spider {}\n\nto see if the module(s) are available across all compilers and MPI implementations.\n\n\n\n",
+        missing.join("\", \""),
+        missing.join(" ")
+    )
 }
 
 fn need(rest: &[String], what: &str) -> Result<(), ModError> {
@@ -304,39 +342,71 @@ fn dispatch(
         "show" => {
             need(rest, "show")?;
             let mut s = String::new();
+            let mut missing: Vec<&str> = Vec::new();
             for n in rest {
-                s.push_str(&engine.show(n)?);
+                match engine.show(n) {
+                    Ok(t) => s.push_str(&t),
+                    Err(ModError::Unknown { .. }) => missing.push(n),
+                    Err(e) => return Err(e),
+                }
             }
-            Ok((s, true))
+            s += &failed_to_find(&missing);
+            Ok((s, missing.is_empty()))
         }
         "help" => {
             if rest.is_empty() {
                 return Ok((usage().text, true));
             }
+            // As Lmod's Master:access: per module a banner, each help() call's text
+            // on its own line and a blank line; names not found are named after.
+            let width = term_width(engine);
             let mut s = String::new();
+            let mut missing: Vec<&str> = Vec::new();
             for n in rest {
-                let f = engine.resolve(n);
-                let title = f.map(|f| f.full_name()).unwrap_or_else(|| n.clone());
-                let h = engine.help(n)?;
-                s += &format!(
-                    "\n{}\n{}\n{}\n",
-                    format_args!("------ Module Specific Help for \"{title}\" ------"),
-                    h.trim_end(),
-                    ""
-                );
+                let (f, calls) = match engine.help(n) {
+                    Ok(x) => x,
+                    Err(ModError::Unknown { .. }) => {
+                        missing.push(n);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                let title = format!("Module Specific Help for \"{}\"", f.full_name());
+                s += &format!("\n{}\n", banner(&title, width));
+                for c in calls {
+                    s += &c;
+                    s.push('\n');
+                }
+                s.push('\n');
             }
-            Ok((s, true))
+            s += &failed_to_find(&missing);
+            Ok((s, missing.is_empty()))
         }
         "whatis" => {
             need(rest, "whatis")?;
             let mut s = String::new();
+            let mut missing: Vec<&str> = Vec::new();
             for n in rest {
-                let (f, lines) = engine.whatis(n)?;
-                for l in lines {
-                    s += &format!("{:<27}: {}\n", f.full_name(), l);
+                let (f, lines) = match engine.whatis(n) {
+                    Ok(x) => x,
+                    Err(ModError::Unknown { .. }) => {
+                        missing.push(n);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                // Lmod's MC_Access.whatis: a name shorter than 20 is padded to 20,
+                // a longer one followed by as many blanks as its length plus 2.
+                let name = f.full_name();
+                let l = name.len();
+                let pad = if l < 20 { 20 - l } else { l + 2 };
+                for line in lines {
+                    s += &format!("{name}{}: {line}\n", " ".repeat(pad));
                 }
+                s.push('\n');
             }
-            Ok((s, true))
+            s += &failed_to_find(&missing);
+            Ok((s, missing.is_empty()))
         }
         "keyword" => {
             need(rest, "keyword")?;
@@ -729,7 +799,7 @@ fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModEr
     for v in by_name.values_mut() {
         sort_files(v);
     }
-    let Some(name) = rest.first() else {
+    if rest.is_empty() {
         let mut out = String::new();
         if terse {
             // Lmod sorts a name's own line by the name and each version by
@@ -776,7 +846,27 @@ fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModEr
         }
         out += &spider_footer();
         return Ok(with_spider_tail(out, false));
-    };
+    }
+    // Several names: each one's report, one tail, as Lmod; a name not found fails
+    // the command.
+    let mut out = String::new();
+    for name in rest {
+        out += &spider_name(engine, &tree, &needs, &by_name, name, terse)?;
+    }
+    Ok(with_spider_tail(out, terse))
+}
+
+/// `spider NAME` for one of the names: its report without the tail.
+fn spider_name(
+    engine: &Engine,
+    tree: &Tree,
+    needs: &[Vec<String>],
+    by_name: &std::collections::BTreeMap<String, Vec<&ModuleFile>>,
+    name: &String,
+    terse: bool,
+) -> Result<String, ModError> {
+    // Lmod's words (messageDir/en.lua, `e_Failed_2_Find`).
+    let unable = || ModError::Rule(format!("Unable to find: \"{name}\"."));
     // Lmod's search (Spider.lua, spiderSearch): a name is shown whole; a full name
     // in detail; any other text is searched, ignoring case, in every full name, and
     // a name with one matching version shows it in detail, with several its versions.
@@ -790,10 +880,7 @@ fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModEr
     if exact_name || exact_full.is_some() {
         let f = match exact_full {
             Some(f) => f,
-            None => tree.resolve(name).ok_or_else(|| ModError::Unknown {
-                name: name.clone(),
-                suggestions: tree.suggest(name),
-            })?,
+            None => tree.resolve(name).ok_or_else(unable)?,
         };
         let files = &by_name[&format!("{}/", f.sn)];
         // For a name, the other names that contain it (Lmod: possibleA).
@@ -810,11 +897,11 @@ fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModEr
             None
         };
         if exact_full.is_some() || files.len() == 1 {
-            out += &spider_detail(engine, &tree, &needs, f, &others);
+            out += &spider_detail(engine, tree, needs, f, &others);
         } else {
             out += &spider_versions(engine, &f.sn, files, terse, &others);
         }
-        return Ok(with_spider_tail(out, terse));
+        return Ok(out);
     }
     // Lmod's `caseIndependent` escapes the pattern characters, so the search is
     // plain text, ignoring ASCII case.
@@ -843,17 +930,14 @@ fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModEr
         // its versions, as Lmod's level 1 does.
         match matching.as_slice() {
             [] => {}
-            [one] => out += &spider_detail(engine, &tree, &needs, one, &None),
+            [one] => out += &spider_detail(engine, tree, needs, one, &None),
             _ => out += &spider_versions(engine, &files[0].sn, files, terse, &None),
         }
     }
     if out.is_empty() {
-        return Err(ModError::Unknown {
-            name: name.clone(),
-            suggestions: tree.suggest(name),
-        });
+        return Err(unable());
     }
-    Ok(with_spider_tail(out, terse))
+    Ok(out)
 }
 
 /// Lmod ends a `spider NAME` report with a line holding one space between blank
@@ -1029,14 +1113,13 @@ fn spider_detail(
         out += " ";
     }
     // The help text, each line indented, as Lmod's spider shows it.
-    if let Ok(help) = engine.help_of(f, &f.full_name()) {
-        if !help.is_empty() {
-            out += "\n    Help:\n";
-            for l in help.split('\n') {
-                out += "      ";
-                out += l;
-                out.push('\n');
-            }
+    let help = engine.help_of(f, &f.full_name());
+    if !help.is_empty() {
+        out += "\n    Help:\n";
+        for l in help.split('\n') {
+            out += "      ";
+            out += l;
+            out.push('\n');
         }
     }
     out.push('\n');
