@@ -1902,3 +1902,84 @@ fn listings_print_lmods_text() {
     remove_scratch(&root);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+// ---------------------------------------------------------------------------------------
+// Test: messages and per-module texts as Lmod prints them
+// ---------------------------------------------------------------------------------------
+
+/// A message compared for its words: mlmod's own prefixes (`mlmod has detected the
+/// following error:`, `mlmod Warning:`) read as Lmod's, and every run of white space
+/// as one blank, since mlmod does not wrap messages at the terminal width
+/// (docs/compat.md).
+fn message_words(text: &str) -> String {
+    text.replace("mlmod has detected the following error:", "Lmod has detected the following error:")
+        .replace("mlmod Warning:", "Lmod Warning:")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `help` and `whatis` of modulefiles that fail after giving their texts (easybuild
+/// `IRIS/2.0.1`, fixtures in `tests/data/trees/failing`), `spider` with several names,
+/// and the messages for names not found (`load`, `spider`, `show`, `help`, `whatis`)
+/// are Lmod's: the texts byte for byte, the messages word for word.
+#[test]
+fn messages_print_lmods_text() {
+    if !lmod_available("messages_print_lmods_text") {
+        return;
+    }
+    let eb = modulefiles_dir().join("easybuild");
+    let failing = fs::canonicalize(trees_dir().join("failing")).unwrap();
+    let root = scratch_dir("messages");
+    let (lmod_home, mlmod_home) = (root.join("lmod"), root.join("mlmod"));
+    fs::create_dir_all(&lmod_home).unwrap();
+    fs::create_dir_all(&mlmod_home).unwrap();
+    // (tree, arguments, compared byte for byte)
+    let mut cases: Vec<(PathBuf, &str, bool)> = vec![
+        (failing.clone(), "help late/1.0", true),
+        (failing.clone(), "whatis late/1.0", true),
+        (failing.clone(), "help early/1.0", true),
+        (failing.clone(), "whatis early/1.0", true),
+        (failing.clone(), "whatis late/1.0 early/1.0", true),
+        (failing.clone(), "help late/1.0 nosuch early/1.0", false),
+        (failing.clone(), "whatis nosuch", false),
+        (failing.clone(), "show nosuch", false),
+        (failing.clone(), "load nosuch", false),
+        (failing.clone(), "load zzqq late/99", false),
+        (failing.clone(), "spider nosuch", false),
+        (failing.clone(), "spider late/1.0 nosuch", false),
+    ];
+    if eb.is_dir() {
+        let eb = fs::canonicalize(&eb).unwrap();
+        cases.extend([
+            (eb.clone(), "help IRIS", true),
+            (eb.clone(), "whatis IRIS", true),
+            (eb.clone(), "spider IRIS/2.0.1", true),
+            (eb.clone(), "help zlib/1.2.11-GCCcore-11.2.0 bzip2", true),
+            (eb.clone(), "whatis zlib/1.2.11-GCCcore-11.2.0 bzip2/1.0.8-GCCcore-11.2.0", true),
+            (eb.clone(), "spider Java/11.0.2 bzip2/1.0.8-GCCcore-11.2.0", true),
+            (eb.clone(), "-t spider Java/11 bzip2", true),
+            (eb.clone(), "spider Java/99", false),
+        ]);
+    } else {
+        eprintln!("messages_print_lmods_text: {} not found; its cases skipped", eb.display());
+    }
+    let mut failures = Vec::new();
+    for (tree, c, exact) in &cases {
+        let l = listing_output(Side::Lmod, tree, &lmod_home, c);
+        let m = listing_output(Side::Mlmod, tree, &mlmod_home, c);
+        let same = if *exact {
+            l == m
+        } else {
+            message_words(&l) == message_words(&m)
+        };
+        if !same {
+            failures.push(format!(
+                "module {c} (in {}):\n--- Lmod:\n{l}\n--- mlmod:\n{m}",
+                tree.display()
+            ));
+        }
+    }
+    remove_scratch(&root);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
