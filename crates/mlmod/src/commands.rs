@@ -408,10 +408,8 @@ fn dispatch(
             s += &failed_to_find(&missing);
             Ok((s, missing.is_empty()))
         }
-        "keyword" => {
-            need(rest, "keyword")?;
-            Ok((keyword(engine, rest), true))
-        }
+        // Without a word Lmod lists nothing under a header for "".
+        "keyword" => Ok((keyword(engine, rest, opts.terse), true)),
         "use" => {
             need(rest, "use")?;
             engine.use_dirs(rest, opts.append)?;
@@ -1190,9 +1188,9 @@ fn contains_ascii_ci(hay: &str, needle: &str) -> bool {
 /// words (case-insensitive; Lmod's Spider.lua searchSpiderDB: the version is not
 /// searched), grouped by name as Lmod prints them, with each name's
 /// description.
-fn keyword(engine: &Engine, words: &[String]) -> String {
+fn keyword(engine: &Engine, typed: &[String], terse: bool) -> String {
     // Lmod lowercases with Lua's string.lower: ASCII letters only.
-    let words: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
+    let words: Vec<String> = typed.iter().map(|w| w.to_ascii_lowercase()).collect();
     let any_word = |hay: &str| words.iter().any(|w| contains_ascii_ci(hay, w));
     // Only files whose name or text holds a word can match (documented in compat.md):
     // evaluating every modulefile would cost as much as Lmod without its cache. Each
@@ -1253,15 +1251,28 @@ fn keyword(engine: &Engine, words: &[String]) -> String {
             e.1 = Some((f.path.as_path(), description_of(&whatis)));
         }
     }
-    if hits.is_empty() {
-        return format!(
-            "No module(s) or extension(s) found matching: {}\n",
-            words.join(" ")
-        );
+    if terse {
+        // Lmod's `-t keyword`: each name (`NAME/`) and its matching versions, one a
+        // line, with no newline after the last.
+        let mut lines: Vec<String> = Vec::new();
+        for (_, (mut files, _)) in hits {
+            sort_files(&mut files);
+            if files[0].version.is_some() {
+                lines.push(format!("{}/", files[0].sn));
+            }
+            lines.extend(files.iter().map(|f| f.full_name()));
+        }
+        return lines.join("\n");
     }
+    // The words as typed, as Lmod's header shows them; no match lists nothing.
+    let quoted: Vec<String> = typed.iter().map(|w| format!("\"{w}\"")).collect();
+    let quoted = if quoted.is_empty() {
+        "\"\"".to_string()
+    } else {
+        quoted.join(", ")
+    };
     let mut out = format!(
-        "{RULE}\n\nThe following modules match your search criteria: \"{}\"\n{RULE}\n\n",
-        words.join("\" \"")
+        "{RULE}\n\nThe following modules match your search criteria: {quoted}\n{RULE}\n\n"
     );
     for (_, (mut files, desc)) in hits {
         sort_files(&mut files);

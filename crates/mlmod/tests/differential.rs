@@ -1921,7 +1921,7 @@ fn message_words(text: &str) -> String {
 
 /// `help` and `whatis` of modulefiles that fail after giving their texts (easybuild
 /// `IRIS/2.0.1`, fixtures in `tests/data/trees/failing`), `spider` with several names,
-/// and the messages for names not found (`load`, `spider`, `show`, `help`, `whatis`)
+/// `keyword` (its header, no match, no word, `-t`), and the messages for names not found (`load`, `spider`, `show`, `help`, `whatis`)
 /// are Lmod's: the texts byte for byte, the messages word for word.
 #[test]
 fn messages_print_lmods_text() {
@@ -1960,6 +1960,10 @@ fn messages_print_lmods_text() {
             (eb.clone(), "spider Java/11.0.2 bzip2/1.0.8-GCCcore-11.2.0", true),
             (eb.clone(), "-t spider Java/11 bzip2", true),
             (eb.clone(), "spider Java/99", false),
+            (eb.clone(), "keyword BZIP2 compiler", true),
+            (eb.clone(), "-t keyword bzip2", true),
+            (eb.clone(), "keyword zzzqq", true),
+            (eb.clone(), "keyword", true),
         ]);
     } else {
         eprintln!("messages_print_lmods_text: {} not found; its cases skipped", eb.display());
