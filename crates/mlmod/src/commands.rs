@@ -491,10 +491,17 @@ fn dispatch(
         "describe" => {
             let name = rest.first().map_or("default", String::as_str);
             let c = crate::collection::read(engine, name)?;
-            let mut out = format!("Collection \"{name}\" contains:\n");
-            for (i, m) in c.modules.iter().enumerate() {
-                out += &format!("  {:>2}) {}\n", i + 1, m.name);
-            }
+            // Lmod's CollectionLst: `   N)` and the name in a ColumnTable.
+            let rows: Vec<Vec<String>> = c
+                .modules
+                .iter()
+                .enumerate()
+                .map(|(i, m)| vec![format!("   {})", i + 1), m.name.clone()])
+                .collect();
+            let out = format!(
+                "Collection \"{name}\" contains: \n{}\n",
+                column_table(&rows, term_width(engine))
+            );
             Ok((out, true))
         }
         other => Err(ModError::Usage(format!("module {other}: not implemented"))),
@@ -535,12 +542,115 @@ fn list(engine: &Engine, terse: bool) -> String {
             .map(|l| format!("{}\n", l.full_name()))
             .collect();
     }
-    let items: Vec<String> = loaded
+    // Lmod's List: `%3d)` and the name in a ColumnTable, then its tail.
+    let rows: Vec<Vec<String>> = loaded
         .iter()
         .enumerate()
-        .map(|(i, l)| format!("{:>2}) {}", i + 1, l.full_name()))
+        .map(|(i, l)| vec![format!("{:>3})", i + 1), l.full_name()])
         .collect();
-    format!("\nCurrently Loaded Modules:\n{}\n", columns(&items, 1))
+    format!(
+        "\nCurrently Loaded Modules:\n{}\n\n \n\n",
+        column_table(&rows, term_width(engine))
+    )
+}
+
+/// Rows of cells laid out in columns as Lmod's ColumnTable (tools/ColumnTable.lua)
+/// lays out a table of rows for `width` columns: cells of a row joined by one blank,
+/// each column as wide as its widest row plus one, the most columns (filled top to
+/// bottom) whose widths add up to less than `width`; trailing blanks cut; no newline
+/// after the last line. Columns empty in every row are dropped first.
+fn column_table(rows: &[Vec<String>], width: usize) -> String {
+    let sz = rows.len();
+    if sz == 0 {
+        return String::new();
+    }
+    let dim = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let cell = |r: usize, c: usize| rows[r].get(c).map_or("", String::as_str);
+    let keep: Vec<usize> = (0..dim)
+        .filter(|&c| (0..sz).any(|r| !cell(r, c).is_empty()))
+        .collect();
+    let tbl: Vec<Vec<&str>> = (0..sz)
+        .map(|r| keep.iter().map(|&c| cell(r, c)).collect())
+        .collect();
+    let dim = keep.len();
+    let len = |s: &str| s.chars().count();
+    // The narrowest and widest rows (cells and the blanks between them).
+    let row_len = |r: usize| -> usize {
+        tbl[r].iter().map(|c| len(c)).sum::<usize>() + dim.saturating_sub(1)
+    };
+    let gaps = dim.saturating_sub(1);
+    let imin = (0..dim)
+        .map(|c| (0..sz).map(|r| len(tbl[r][c])).min().unwrap_or(0))
+        .sum::<usize>()
+        + gaps;
+    let imax = (0..sz).map(row_len).max().unwrap_or(0);
+    // A column of rows istart..iend: its cells' widths, and its width (each cell
+    // column from the last non-empty one on counts a blank, as Lmod's _columnSum2).
+    let column = |istart: usize, iend: usize| -> (usize, Vec<usize>) {
+        let widths: Vec<usize> = (0..dim)
+            .map(|c| (istart..iend).map(|r| len(tbl[r][c])).max().unwrap_or(0))
+            .collect();
+        let mut total = 0;
+        let mut found = false;
+        for c in (0..dim).rev() {
+            if found || widths[c] > 0 {
+                found = true;
+                total += 1;
+            }
+            total += widths[c];
+        }
+        (total, widths)
+    };
+    let (nrows, ncols) = if imax >= width {
+        (sz, 1)
+    } else {
+        let max_columns = (width / imin.max(1)).min(sz).max(1);
+        let nrows = sz.div_ceil(max_columns);
+        let max_columns = sz.div_ceil(nrows);
+        let mut result = 1;
+        for ncols in (1..=max_columns).rev() {
+            let nrows = sz.div_ceil(ncols);
+            let sum: usize = (0..ncols)
+                .map(|k| column((k * nrows).min(sz), ((k + 1) * nrows).min(sz)).0)
+                .sum();
+            if sum < width {
+                result = ncols;
+                break;
+            }
+        }
+        let nrows = sz.div_ceil(result);
+        (nrows, sz.div_ceil(nrows))
+    };
+    let cols: Vec<(usize, Vec<usize>)> = (0..ncols)
+        .map(|k| column((k * nrows).min(sz), ((k + 1) * nrows).min(sz)))
+        .collect();
+    let mut lines: Vec<String> = Vec::new();
+    for r in 0..nrows {
+        let mut line = String::new();
+        for (k, (total, widths)) in cols.iter().enumerate() {
+            let i = r + k * nrows;
+            if i >= sz {
+                continue;
+            }
+            // Lmod's _display2: each cell padded to its column's width, a blank
+            // between cells up to the last non-empty cell column, then the rest.
+            let last = widths.iter().rposition(|w| *w > 0).map_or(0, |c| c + 1);
+            let mut used = 0;
+            for (c, w) in widths.iter().enumerate() {
+                let t = tbl[i][c];
+                let mut pad = w - len(t);
+                if c + 1 < last {
+                    pad += 1;
+                }
+                line += t;
+                line += &" ".repeat(pad);
+                used += len(t) + pad;
+            }
+            line += &" ".repeat(total.saturating_sub(used));
+        }
+        lines.push(line.trim_end().to_string());
+    }
+    lines.join("\n")
 }
 
 fn sort_files(files: &mut [&ModuleFile]) {
@@ -554,7 +664,9 @@ fn sort_files(files: &mut [&ModuleFile]) {
 fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
     let tree = engine.tree();
     let loaded = engine.loaded();
+    let width = term_width(engine);
     let mut out = String::new();
+    let mut legend_aliases = false;
     let mut legend_d = false;
     let mut legend_l = false;
     let mut any = false;
@@ -624,11 +736,10 @@ fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
             }
             continue;
         }
-        out += &dir_header(dir);
-        // Lmod's markers: flags (L = loaded, D = default) and symbolic versions, aligned
-        // in a column after the longest name.
-        let width = files.iter().map(|f| f.full_name().len()).max().unwrap_or(0);
-        let items: Vec<String> = files
+        out += &format!("\n{}\n", banner(&dir.display().to_string(), width));
+        // Lmod's rows: a blank cell, the name, and its markers, flags (L = loaded,
+        // D = default) and symbolic versions, in a ColumnTable.
+        let rows: Vec<Vec<String>> = files
             .iter()
             .map(|f| {
                 let e = &tree.names[&f.sn];
@@ -670,35 +781,54 @@ fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
                 if !flags.contains(&"D") && !symbols.is_empty() {
                     items.push(symbols.join(":"));
                 }
+                legend_aliases |= !symbols.is_empty();
                 let marks = items.join(",");
-                if marks.is_empty() {
-                    f.full_name()
+                let marks = if marks.is_empty() {
+                    String::new()
                 } else {
-                    format!("{:<width$}    ({marks})", f.full_name())
-                }
+                    format!("({marks})")
+                };
+                vec!["  ".to_string(), f.full_name(), marks]
             })
             .collect();
-        out += &columns(&items, 3);
+        out += &column_table(&rows, width);
+        out.push('\n');
+    }
+    if opts.terse {
+        return out;
     }
     if !any {
-        return if filters.is_empty() {
-            "No modules found on MODULEPATH\n".into()
-        } else {
-            format!(
-                "No module(s) or extension(s) found matching: {}\n",
-                filters.join(" ")
-            )
-        };
+        out += "No module(s) or extension(s) found!";
     }
-    if !opts.terse && (legend_d || legend_l) {
+    // Lmod's legend (a BeautifulTbl: keys in order, padded to the longest, two
+    // blanks) and the tail Lmod prints after every non-terse avail, as wrapped for
+    // 80 columns.
+    let mut legend: Vec<(&str, &str)> = Vec::new();
+    if legend_aliases {
+        legend.push((
+            "Aliases",
+            "Aliases exist: foo/1.2.3 (1.2) means that \"module load foo/1.2\" will load foo/1.2.3",
+        ));
+    }
+    if legend_d {
+        legend.push(("D", "Default Module"));
+    }
+    if legend_l {
+        legend.push(("L", "Module is loaded"));
+    }
+    if !legend.is_empty() {
         out += "\n  Where:\n";
-        if legend_d {
-            out += "   D:  Default Module\n";
-        }
-        if legend_l {
-            out += "   L:  Module is loaded\n";
+        let w = legend.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+        for (k, v) in legend {
+            out += &format!("   {:<w$}  {v}\n", format!("{k}:"));
         }
     }
+    out += "\nIf the avail list is too long consider trying:\n\n\
+            \"module --default avail\" or \"ml -d av\" to just list the default modules.\n\
+            \"module overview\" or \"ml ov\" to display the number of modules for each name.\n\n\
+            Use \"module spider\" to find all possible modules and extensions.\n\
+            Use \"module keyword key1 key2 ...\" to search for all possible modules matching\n\
+            any of the \"keys\".\n\n\n";
     out
 }
 
@@ -1271,9 +1401,8 @@ fn keyword(engine: &Engine, typed: &[String], terse: bool) -> String {
     } else {
         quoted.join(", ")
     };
-    let mut out = format!(
-        "{RULE}\n\nThe following modules match your search criteria: {quoted}\n{RULE}\n\n"
-    );
+    let mut out =
+        format!("{RULE}\n\nThe following modules match your search criteria: {quoted}\n{RULE}\n\n");
     for (_, (mut files, desc)) in hits {
         sort_files(&mut files);
         let names: Vec<String> = files.iter().map(|f| f.full_name()).collect();

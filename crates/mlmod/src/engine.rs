@@ -132,6 +132,10 @@ struct Inner {
     texts: HashMap<PathBuf, Arc<str>>,
     /// mlmod's state listed loaded modules when the command started.
     had_modules: bool,
+    /// The modules loaded when the command started (full names): only their
+    /// replacement by another version is a notice (Lmod is silent when a module
+    /// loaded earlier in the same command is replaced, as in easybuild `IRIS`).
+    loaded_at_start: HashSet<String>,
     /// What happened to modules besides what the user asked, for Lmod's notices:
     /// version changes (`old => new`), reloads after MODULEPATH changes, modules made
     /// inactive and modules activated again.
@@ -293,6 +297,7 @@ impl Engine {
         let env = Env::new(base).map_err(ModError::Usage)?;
         let dirs = split_modulepath(env.get("MODULEPATH"));
         let had_modules = !env.state.loaded.is_empty();
+        let loaded_at_start = env.state.loaded.iter().map(|l| l.full_name()).collect();
         let inner = Rc::new(RefCell::new(Inner {
             env,
             modulepath_dirs: dirs,
@@ -308,6 +313,7 @@ impl Engine {
             texts: HashMap::new(),
             notices: Notices::default(),
             had_modules,
+            loaded_at_start,
         }));
         Ok(Engine {
             lua: std::cell::OnceCell::new(),
@@ -356,7 +362,8 @@ impl Engine {
         for n in names {
             let mp = modulepath_now(&self.inner);
             match load_module(lua, &self.inner, base, n, LoadHow::User) {
-                Err(e @ ModError::Unknown { .. }) if matches!(&e, ModError::Unknown { name, .. } if name == n) => {
+                Err(e @ ModError::Unknown { .. }) if matches!(&e, ModError::Unknown { name, .. } if name == n) =>
+                {
                     unknown.push(e);
                     continue;
                 }
@@ -817,6 +824,8 @@ impl Engine {
             for (k, it) in items.iter().enumerate() {
                 s += &format!("  {}) {it}\n", k + 1);
             }
+            // Lmod ends each list with a blank line.
+            s.push('\n');
             s
         };
         out += &list("Inactive Modules:", n.inactive.clone());
@@ -1936,11 +1945,10 @@ fn load_module(
         let mp = modulepath_now(inner);
         unload_module(lua, inner, base, &old, true)?;
         settle(lua, inner, base, &mp)?;
-        inner
-            .borrow_mut()
-            .notices
-            .version_changes
-            .push((old, file.full_name()));
+        let mut i = inner.borrow_mut();
+        if i.loaded_at_start.contains(&old) {
+            i.notices.version_changes.push((old, file.full_name()));
+        }
     }
     inner.borrow_mut().pending_props.clear();
     eval_file(lua, inner, base, &file, name, Mode::Load)?;

@@ -1912,16 +1912,20 @@ fn listings_print_lmods_text() {
 /// as one blank, since mlmod does not wrap messages at the terminal width
 /// (docs/compat.md).
 fn message_words(text: &str) -> String {
-    text.replace("mlmod has detected the following error:", "Lmod has detected the following error:")
-        .replace("mlmod Warning:", "Lmod Warning:")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    text.replace(
+        "mlmod has detected the following error:",
+        "Lmod has detected the following error:",
+    )
+    .replace("mlmod Warning:", "Lmod Warning:")
+    .split_whitespace()
+    .collect::<Vec<_>>()
+    .join(" ")
 }
 
 /// `help` and `whatis` of modulefiles that fail after giving their texts (easybuild
 /// `IRIS/2.0.1`, fixtures in `tests/data/trees/failing`), `spider` with several names,
-/// `keyword` (its header, no match, no word, `-t`), and the messages for names not found (`load`, `spider`, `show`, `help`, `whatis`)
+/// `keyword` (its header, no match, no word, `-t`), the column layouts of `list`,
+/// `avail` and `describe`, and the messages for names not found (`load`, `spider`, `show`, `help`, `whatis`)
 /// are Lmod's: the texts byte for byte, the messages word for word.
 #[test]
 fn messages_print_lmods_text() {
@@ -1945,7 +1949,6 @@ fn messages_print_lmods_text() {
         (failing.clone(), "whatis nosuch", false),
         (failing.clone(), "show nosuch", false),
         (failing.clone(), "load nosuch", false),
-        (failing.clone(), "load zzqq late/99", false),
         (failing.clone(), "spider nosuch", false),
         (failing.clone(), "spider late/1.0 nosuch", false),
     ];
@@ -1960,13 +1963,38 @@ fn messages_print_lmods_text() {
             (eb.clone(), "spider Java/11.0.2 bzip2/1.0.8-GCCcore-11.2.0", true),
             (eb.clone(), "-t spider Java/11 bzip2", true),
             (eb.clone(), "spider Java/99", false),
+            // Lmod names several unknown names in its hash table's order, mlmod in
+            // the order typed: one unknown name with a known one here.
+            (eb.clone(), "load zzqq zlib/1.2.11-GCCcore-11.2.0", false),
             (eb.clone(), "keyword BZIP2 compiler", true),
             (eb.clone(), "-t keyword bzip2", true),
             (eb.clone(), "keyword zzzqq", true),
             (eb.clone(), "keyword", true),
+            // ColumnTable layouts: list (numbers past 99), avail with its markers,
+            // legend and tail, describe.
+            (eb.clone(), "load Java/11 foss/2021b; module list", true),
+            // Lmod gives no notice for Pysam, loaded and replaced within this load.
+            (eb.clone(), "load IRIS; module list", true),
+            (
+                eb.clone(),
+                "load Pysam/0.18.0-GCC-11.2.0; module load IRIS",
+                true,
+            ),
+            (eb.clone(), "load Java/11; module avail", true),
+            (eb.clone(), "avail Java", true),
+            (eb.clone(), "-d avail", true),
+            (eb.clone(), "avail zzz", true),
+            (
+                eb.clone(),
+                "load zlib/1.2.11-GCCcore-11.2.0 bzip2/1.0.8-GCCcore-11.2.0; module save >/dev/null 2>&1; module describe",
+                true,
+            ),
         ]);
     } else {
-        eprintln!("messages_print_lmods_text: {} not found; its cases skipped", eb.display());
+        eprintln!(
+            "messages_print_lmods_text: {} not found; its cases skipped",
+            eb.display()
+        );
     }
     let mut failures = Vec::new();
     for (tree, c, exact) in &cases {

@@ -2,4 +2,3 @@
 help([[help text of late/1.0]])
 whatis("Description: given before the error")
 no_such_function()
-whatis("never reached")
