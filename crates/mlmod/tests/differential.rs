@@ -1877,7 +1877,7 @@ fn listings_print_lmods_text() {
             "`module {c}` under Lmod named no module:\n{l}"
         );
         if c.starts_with("avail") || c.starts_with("-t avail") {
-            // Columns: Lmod fills 3 on 80 characters, mlmod 2.
+            // Names only here; the layout is compared in messages_print_lmods_text.
             let (mut ln, mut mn) = (names_in(&l, &known), names_in(&m, &known));
             ln.sort();
             mn.sort();
