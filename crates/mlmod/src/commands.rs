@@ -204,9 +204,47 @@ fn usage() -> Outcome {
 fn fail(e: &ModError) -> Outcome {
     Outcome {
         changes: Vec::new(),
-        text: format!("mlmod has detected the following error: {e}\n"),
+        // Lmod follows an error with three blank lines (its traceback, empty here).
+        text: format!(
+            "mlmod has detected the following error: {}\n\n\n\n",
+            e.to_string().trim_end_matches('\n')
+        ),
         ok: false,
     }
+}
+
+/// The terminal width Lmod lays its text out for (tools/TermWidth.lua):
+/// `LMOD_TERM_WIDTH`, else 80 (Lmod asks `stty`/`tput` only when it writes to a
+/// terminal; mlmod's output is captured by the shell's `eval`).
+fn term_width(engine: &Engine) -> usize {
+    engine
+        .env()
+        .get("LMOD_TERM_WIDTH")
+        .and_then(|w| w.trim().parse().ok())
+        .unwrap_or(80)
+}
+
+/// `text` centred in a rule of dashes, as Lmod's `Banner:bannerStr` does: at least
+/// four dashes on each side.
+fn banner(text: &str, width: usize) -> String {
+    let len = text.len() + 2;
+    let left = (width.saturating_sub(len) / 2).max(4);
+    let right = width.saturating_sub(left + len).max(4);
+    format!("{} {text} {}", "-".repeat(left), "-".repeat(right))
+}
+
+/// Lmod's warning for names `help`, `whatis` and `show` cannot find
+/// (`w_Failed_2_Find`), or nothing when `missing` is empty. mlmod does not wrap it
+/// at the terminal width.
+fn failed_to_find(missing: &[&str]) -> String {
+    if missing.is_empty() {
+        return String::new();
+    }
+    format!(
+        "mlmod Warning: Failed to find the following module(s): \"{}\" in your MODULEPATH\nTry:\n\n    $ module spider {}\n\nto see if the module(s) are available across all compilers and MPI implementations.\n\n\n\n",
+        missing.join("\", \""),
+        missing.join(" ")
+    )
 }
 
 fn need(rest: &[String], what: &str) -> Result<(), ModError> {
@@ -304,44 +342,74 @@ fn dispatch(
         "show" => {
             need(rest, "show")?;
             let mut s = String::new();
+            let mut missing: Vec<&str> = Vec::new();
             for n in rest {
-                s.push_str(&engine.show(n)?);
+                match engine.show(n) {
+                    Ok(t) => s.push_str(&t),
+                    Err(ModError::Unknown { .. }) => missing.push(n),
+                    Err(e) => return Err(e),
+                }
             }
-            Ok((s, true))
+            s += &failed_to_find(&missing);
+            Ok((s, missing.is_empty()))
         }
         "help" => {
             if rest.is_empty() {
                 return Ok((usage().text, true));
             }
+            // As Lmod's Master:access: per module a banner, each help() call's text
+            // on its own line and a blank line; names not found are named after.
+            let width = term_width(engine);
             let mut s = String::new();
+            let mut missing: Vec<&str> = Vec::new();
             for n in rest {
-                let f = engine.resolve(n);
-                let title = f.map(|f| f.full_name()).unwrap_or_else(|| n.clone());
-                let h = engine.help(n)?;
-                s += &format!(
-                    "\n{}\n{}\n{}\n",
-                    format_args!("------ Module Specific Help for \"{title}\" ------"),
-                    h.trim_end(),
-                    ""
-                );
+                let (f, calls) = match engine.help(n) {
+                    Ok(x) => x,
+                    Err(ModError::Unknown { .. }) => {
+                        missing.push(n);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                let title = format!("Module Specific Help for \"{}\"", f.full_name());
+                s += &format!("\n{}\n", banner(&title, width));
+                for c in calls {
+                    s += &c;
+                    s.push('\n');
+                }
+                s.push('\n');
             }
-            Ok((s, true))
+            s += &failed_to_find(&missing);
+            Ok((s, missing.is_empty()))
         }
         "whatis" => {
             need(rest, "whatis")?;
             let mut s = String::new();
+            let mut missing: Vec<&str> = Vec::new();
             for n in rest {
-                let (f, lines) = engine.whatis(n)?;
-                for l in lines {
-                    s += &format!("{:<27}: {}\n", f.full_name(), l);
+                let (f, lines) = match engine.whatis(n) {
+                    Ok(x) => x,
+                    Err(ModError::Unknown { .. }) => {
+                        missing.push(n);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                // Lmod's MC_Access.whatis: a name shorter than 20 is padded to 20,
+                // a longer one followed by as many blanks as its length plus 2.
+                let name = f.full_name();
+                let l = name.len();
+                let pad = if l < 20 { 20 - l } else { l + 2 };
+                for line in lines {
+                    s += &format!("{name}{}: {line}\n", " ".repeat(pad));
                 }
+                s.push('\n');
             }
-            Ok((s, true))
+            s += &failed_to_find(&missing);
+            Ok((s, missing.is_empty()))
         }
-        "keyword" => {
-            need(rest, "keyword")?;
-            Ok((keyword(engine, rest), true))
-        }
+        // Without a word Lmod lists nothing under a header for "".
+        "keyword" => Ok((keyword(engine, rest, opts.terse), true)),
         "use" => {
             need(rest, "use")?;
             engine.use_dirs(rest, opts.append)?;
@@ -423,10 +491,17 @@ fn dispatch(
         "describe" => {
             let name = rest.first().map_or("default", String::as_str);
             let c = crate::collection::read(engine, name)?;
-            let mut out = format!("Collection \"{name}\" contains:\n");
-            for (i, m) in c.modules.iter().enumerate() {
-                out += &format!("  {:>2}) {}\n", i + 1, m.name);
-            }
+            // Lmod's CollectionLst: `   N)` and the name in a ColumnTable.
+            let rows: Vec<Vec<String>> = c
+                .modules
+                .iter()
+                .enumerate()
+                .map(|(i, m)| vec![format!("   {})", i + 1), m.name.clone()])
+                .collect();
+            let out = format!(
+                "Collection \"{name}\" contains: \n{}\n",
+                column_table(&rows, term_width(engine))
+            );
             Ok((out, true))
         }
         other => Err(ModError::Usage(format!("module {other}: not implemented"))),
@@ -467,12 +542,115 @@ fn list(engine: &Engine, terse: bool) -> String {
             .map(|l| format!("{}\n", l.full_name()))
             .collect();
     }
-    let items: Vec<String> = loaded
+    // Lmod's List: `%3d)` and the name in a ColumnTable, then its tail.
+    let rows: Vec<Vec<String>> = loaded
         .iter()
         .enumerate()
-        .map(|(i, l)| format!("{:>2}) {}", i + 1, l.full_name()))
+        .map(|(i, l)| vec![format!("{:>3})", i + 1), l.full_name()])
         .collect();
-    format!("\nCurrently Loaded Modules:\n{}\n", columns(&items, 1))
+    format!(
+        "\nCurrently Loaded Modules:\n{}\n\n \n\n",
+        column_table(&rows, term_width(engine))
+    )
+}
+
+/// Rows of cells laid out in columns as Lmod's ColumnTable (tools/ColumnTable.lua)
+/// lays out a table of rows for `width` columns: cells of a row joined by one blank,
+/// each column as wide as its widest row plus one, the most columns (filled top to
+/// bottom) whose widths add up to less than `width`; trailing blanks cut; no newline
+/// after the last line. Columns empty in every row are dropped first.
+fn column_table(rows: &[Vec<String>], width: usize) -> String {
+    let sz = rows.len();
+    if sz == 0 {
+        return String::new();
+    }
+    let dim = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let cell = |r: usize, c: usize| rows[r].get(c).map_or("", String::as_str);
+    let keep: Vec<usize> = (0..dim)
+        .filter(|&c| (0..sz).any(|r| !cell(r, c).is_empty()))
+        .collect();
+    let tbl: Vec<Vec<&str>> = (0..sz)
+        .map(|r| keep.iter().map(|&c| cell(r, c)).collect())
+        .collect();
+    let dim = keep.len();
+    let len = |s: &str| s.chars().count();
+    // The narrowest and widest rows (cells and the blanks between them).
+    let row_len = |r: usize| -> usize {
+        tbl[r].iter().map(|c| len(c)).sum::<usize>() + dim.saturating_sub(1)
+    };
+    let gaps = dim.saturating_sub(1);
+    let imin = (0..dim)
+        .map(|c| (0..sz).map(|r| len(tbl[r][c])).min().unwrap_or(0))
+        .sum::<usize>()
+        + gaps;
+    let imax = (0..sz).map(row_len).max().unwrap_or(0);
+    // A column of rows istart..iend: its cells' widths, and its width (each cell
+    // column from the last non-empty one on counts a blank, as Lmod's _columnSum2).
+    let column = |istart: usize, iend: usize| -> (usize, Vec<usize>) {
+        let widths: Vec<usize> = (0..dim)
+            .map(|c| (istart..iend).map(|r| len(tbl[r][c])).max().unwrap_or(0))
+            .collect();
+        let mut total = 0;
+        let mut found = false;
+        for c in (0..dim).rev() {
+            if found || widths[c] > 0 {
+                found = true;
+                total += 1;
+            }
+            total += widths[c];
+        }
+        (total, widths)
+    };
+    let (nrows, ncols) = if imax >= width {
+        (sz, 1)
+    } else {
+        let max_columns = (width / imin.max(1)).min(sz).max(1);
+        let nrows = sz.div_ceil(max_columns);
+        let max_columns = sz.div_ceil(nrows);
+        let mut result = 1;
+        for ncols in (1..=max_columns).rev() {
+            let nrows = sz.div_ceil(ncols);
+            let sum: usize = (0..ncols)
+                .map(|k| column((k * nrows).min(sz), ((k + 1) * nrows).min(sz)).0)
+                .sum();
+            if sum < width {
+                result = ncols;
+                break;
+            }
+        }
+        let nrows = sz.div_ceil(result);
+        (nrows, sz.div_ceil(nrows))
+    };
+    let cols: Vec<(usize, Vec<usize>)> = (0..ncols)
+        .map(|k| column((k * nrows).min(sz), ((k + 1) * nrows).min(sz)))
+        .collect();
+    let mut lines: Vec<String> = Vec::new();
+    for r in 0..nrows {
+        let mut line = String::new();
+        for (k, (total, widths)) in cols.iter().enumerate() {
+            let i = r + k * nrows;
+            if i >= sz {
+                continue;
+            }
+            // Lmod's _display2: each cell padded to its column's width, a blank
+            // between cells up to the last non-empty cell column, then the rest.
+            let last = widths.iter().rposition(|w| *w > 0).map_or(0, |c| c + 1);
+            let mut used = 0;
+            for (c, w) in widths.iter().enumerate() {
+                let t = tbl[i][c];
+                let mut pad = w - len(t);
+                if c + 1 < last {
+                    pad += 1;
+                }
+                line += t;
+                line += &" ".repeat(pad);
+                used += len(t) + pad;
+            }
+            line += &" ".repeat(total.saturating_sub(used));
+        }
+        lines.push(line.trim_end().to_string());
+    }
+    lines.join("\n")
 }
 
 fn sort_files(files: &mut [&ModuleFile]) {
@@ -486,7 +664,9 @@ fn sort_files(files: &mut [&ModuleFile]) {
 fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
     let tree = engine.tree();
     let loaded = engine.loaded();
+    let width = term_width(engine);
     let mut out = String::new();
+    let mut legend_aliases = false;
     let mut legend_d = false;
     let mut legend_l = false;
     let mut any = false;
@@ -556,11 +736,10 @@ fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
             }
             continue;
         }
-        out += &dir_header(dir);
-        // Lmod's markers: flags (L = loaded, D = default) and symbolic versions, aligned
-        // in a column after the longest name.
-        let width = files.iter().map(|f| f.full_name().len()).max().unwrap_or(0);
-        let items: Vec<String> = files
+        out += &format!("\n{}\n", banner(&dir.display().to_string(), width));
+        // Lmod's rows: a blank cell, the name, and its markers, flags (L = loaded,
+        // D = default) and symbolic versions, in a ColumnTable.
+        let rows: Vec<Vec<String>> = files
             .iter()
             .map(|f| {
                 let e = &tree.names[&f.sn];
@@ -602,35 +781,54 @@ fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
                 if !flags.contains(&"D") && !symbols.is_empty() {
                     items.push(symbols.join(":"));
                 }
+                legend_aliases |= !symbols.is_empty();
                 let marks = items.join(",");
-                if marks.is_empty() {
-                    f.full_name()
+                let marks = if marks.is_empty() {
+                    String::new()
                 } else {
-                    format!("{:<width$}    ({marks})", f.full_name())
-                }
+                    format!("({marks})")
+                };
+                vec!["  ".to_string(), f.full_name(), marks]
             })
             .collect();
-        out += &columns(&items, 3);
+        out += &column_table(&rows, width);
+        out.push('\n');
+    }
+    if opts.terse {
+        return out;
     }
     if !any {
-        return if filters.is_empty() {
-            "No modules found on MODULEPATH\n".into()
-        } else {
-            format!(
-                "No module(s) or extension(s) found matching: {}\n",
-                filters.join(" ")
-            )
-        };
+        out += "No module(s) or extension(s) found!";
     }
-    if !opts.terse && (legend_d || legend_l) {
+    // Lmod's legend (a BeautifulTbl: keys in order, padded to the longest, two
+    // blanks) and the tail Lmod prints after every non-terse avail, as wrapped for
+    // 80 columns.
+    let mut legend: Vec<(&str, &str)> = Vec::new();
+    if legend_aliases {
+        legend.push((
+            "Aliases",
+            "Aliases exist: foo/1.2.3 (1.2) means that \"module load foo/1.2\" will load foo/1.2.3",
+        ));
+    }
+    if legend_d {
+        legend.push(("D", "Default Module"));
+    }
+    if legend_l {
+        legend.push(("L", "Module is loaded"));
+    }
+    if !legend.is_empty() {
         out += "\n  Where:\n";
-        if legend_d {
-            out += "   D:  Default Module\n";
-        }
-        if legend_l {
-            out += "   L:  Module is loaded\n";
+        let w = legend.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+        for (k, v) in legend {
+            out += &format!("   {:<w$}  {v}\n", format!("{k}:"));
         }
     }
+    out += "\nIf the avail list is too long consider trying:\n\n\
+            \"module --default avail\" or \"ml -d av\" to just list the default modules.\n\
+            \"module overview\" or \"ml ov\" to display the number of modules for each name.\n\n\
+            Use \"module spider\" to find all possible modules and extensions.\n\
+            Use \"module keyword key1 key2 ...\" to search for all possible modules matching\n\
+            any of the \"keys\".\n\n\n";
     out
 }
 
@@ -729,7 +927,7 @@ fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModEr
     for v in by_name.values_mut() {
         sort_files(v);
     }
-    let Some(name) = rest.first() else {
+    if rest.is_empty() {
         let mut out = String::new();
         if terse {
             // Lmod sorts a name's own line by the name and each version by
@@ -776,7 +974,27 @@ fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModEr
         }
         out += &spider_footer();
         return Ok(with_spider_tail(out, false));
-    };
+    }
+    // Several names: each one's report, one tail, as Lmod; a name not found fails
+    // the command.
+    let mut out = String::new();
+    for name in rest {
+        out += &spider_name(engine, &tree, &needs, &by_name, name, terse)?;
+    }
+    Ok(with_spider_tail(out, terse))
+}
+
+/// `spider NAME` for one of the names: its report without the tail.
+fn spider_name(
+    engine: &Engine,
+    tree: &Tree,
+    needs: &[Vec<String>],
+    by_name: &std::collections::BTreeMap<String, Vec<&ModuleFile>>,
+    name: &String,
+    terse: bool,
+) -> Result<String, ModError> {
+    // Lmod's words (messageDir/en.lua, `e_Failed_2_Find`).
+    let unable = || ModError::Rule(format!("Unable to find: \"{name}\"."));
     // Lmod's search (Spider.lua, spiderSearch): a name is shown whole; a full name
     // in detail; any other text is searched, ignoring case, in every full name, and
     // a name with one matching version shows it in detail, with several its versions.
@@ -790,10 +1008,7 @@ fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModEr
     if exact_name || exact_full.is_some() {
         let f = match exact_full {
             Some(f) => f,
-            None => tree.resolve(name).ok_or_else(|| ModError::Unknown {
-                name: name.clone(),
-                suggestions: tree.suggest(name),
-            })?,
+            None => tree.resolve(name).ok_or_else(unable)?,
         };
         let files = &by_name[&format!("{}/", f.sn)];
         // For a name, the other names that contain it (Lmod: possibleA).
@@ -810,11 +1025,11 @@ fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModEr
             None
         };
         if exact_full.is_some() || files.len() == 1 {
-            out += &spider_detail(engine, &tree, &needs, f, &others);
+            out += &spider_detail(engine, tree, needs, f, &others);
         } else {
             out += &spider_versions(engine, &f.sn, files, terse, &others);
         }
-        return Ok(with_spider_tail(out, terse));
+        return Ok(out);
     }
     // Lmod's `caseIndependent` escapes the pattern characters, so the search is
     // plain text, ignoring ASCII case.
@@ -843,17 +1058,14 @@ fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModEr
         // its versions, as Lmod's level 1 does.
         match matching.as_slice() {
             [] => {}
-            [one] => out += &spider_detail(engine, &tree, &needs, one, &None),
+            [one] => out += &spider_detail(engine, tree, needs, one, &None),
             _ => out += &spider_versions(engine, &files[0].sn, files, terse, &None),
         }
     }
     if out.is_empty() {
-        return Err(ModError::Unknown {
-            name: name.clone(),
-            suggestions: tree.suggest(name),
-        });
+        return Err(unable());
     }
-    Ok(with_spider_tail(out, terse))
+    Ok(out)
 }
 
 /// Lmod ends a `spider NAME` report with a line holding one space between blank
@@ -1029,14 +1241,13 @@ fn spider_detail(
         out += " ";
     }
     // The help text, each line indented, as Lmod's spider shows it.
-    if let Ok(help) = engine.help_of(f, &f.full_name()) {
-        if !help.is_empty() {
-            out += "\n    Help:\n";
-            for l in help.split('\n') {
-                out += "      ";
-                out += l;
-                out.push('\n');
-            }
+    let help = engine.help_of(f, &f.full_name());
+    if !help.is_empty() {
+        out += "\n    Help:\n";
+        for l in help.split('\n') {
+            out += "      ";
+            out += l;
+            out.push('\n');
         }
     }
     out.push('\n');
@@ -1107,9 +1318,9 @@ fn contains_ascii_ci(hay: &str, needle: &str) -> bool {
 /// words (case-insensitive; Lmod's Spider.lua searchSpiderDB: the version is not
 /// searched), grouped by name as Lmod prints them, with each name's
 /// description.
-fn keyword(engine: &Engine, words: &[String]) -> String {
+fn keyword(engine: &Engine, typed: &[String], terse: bool) -> String {
     // Lmod lowercases with Lua's string.lower: ASCII letters only.
-    let words: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
+    let words: Vec<String> = typed.iter().map(|w| w.to_ascii_lowercase()).collect();
     let any_word = |hay: &str| words.iter().any(|w| contains_ascii_ci(hay, w));
     // Only files whose name or text holds a word can match (documented in compat.md):
     // evaluating every modulefile would cost as much as Lmod without its cache. Each
@@ -1170,16 +1381,28 @@ fn keyword(engine: &Engine, words: &[String]) -> String {
             e.1 = Some((f.path.as_path(), description_of(&whatis)));
         }
     }
-    if hits.is_empty() {
-        return format!(
-            "No module(s) or extension(s) found matching: {}\n",
-            words.join(" ")
-        );
+    if terse {
+        // Lmod's `-t keyword`: each name (`NAME/`) and its matching versions, one a
+        // line, with no newline after the last.
+        let mut lines: Vec<String> = Vec::new();
+        for (_, (mut files, _)) in hits {
+            sort_files(&mut files);
+            if files[0].version.is_some() {
+                lines.push(format!("{}/", files[0].sn));
+            }
+            lines.extend(files.iter().map(|f| f.full_name()));
+        }
+        return lines.join("\n");
     }
-    let mut out = format!(
-        "{RULE}\n\nThe following modules match your search criteria: \"{}\"\n{RULE}\n\n",
-        words.join("\" \"")
-    );
+    // The words as typed, as Lmod's header shows them; no match lists nothing.
+    let quoted: Vec<String> = typed.iter().map(|w| format!("\"{w}\"")).collect();
+    let quoted = if quoted.is_empty() {
+        "\"\"".to_string()
+    } else {
+        quoted.join(", ")
+    };
+    let mut out =
+        format!("{RULE}\n\nThe following modules match your search criteria: {quoted}\n{RULE}\n\n");
     for (_, (mut files, desc)) in hits {
         sort_files(&mut files);
         let names: Vec<String> = files.iter().map(|f| f.full_name()).collect();

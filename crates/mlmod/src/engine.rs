@@ -54,13 +54,21 @@ impl Mode {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ModError {
-    /// A module that is not on MODULEPATH.
-    #[error("The following module(s) are unknown: \"{name}\"\n\n   Please check the spelling or version number. Also try \"module spider ...\"{}", suggest(.suggestions))]
+    /// A module that is not on MODULEPATH (Lmod's `e_Failed_Load` words; mlmod adds
+    /// close names).
+    #[error("{}{}", failed_load(&[name.as_str()]), suggest(.suggestions))]
     Unknown {
         /// What was asked.
         name: String,
         /// Close names.
         suggestions: Vec<String>,
+    },
+    /// Several names of one `module load` that are not on MODULEPATH, sorted, as Lmod
+    /// lists them in one message.
+    #[error("{}", failed_load(&names.iter().map(String::as_str).collect::<Vec<_>>()))]
+    UnknownMany {
+        /// What was asked.
+        names: Vec<String>,
     },
     /// A Lua syntax or runtime error, or `LmodError`, with file and line when known.
     #[error("{0}")]
@@ -77,8 +85,21 @@ fn suggest(s: &[String]) -> String {
     if s.is_empty() {
         String::new()
     } else {
-        format!("\n\n   Did you mean: {}?", s.join(", "))
+        format!("\n\nDid you mean: {}?", s.join(", "))
     }
+}
+
+/// Lmod's message for names `load` cannot find (messageDir/en.lua, `e_Failed_Load`).
+fn failed_load(names: &[&str]) -> String {
+    let list: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    let list = list.join(" ");
+    format!(
+        "The following module(s) are unknown: {list}\n\n\
+         Please check the spelling or version number. Also try \"module spider ...\"\n\
+         It is also possible your cache file is out-of-date; it may help to try:\n  \
+         $ module --ignore_cache load {list}\n\n\
+         Also make sure that all modulefiles written in TCL start with the string #%Module"
+    )
 }
 
 /// What one module file evaluation is about.
@@ -96,7 +117,8 @@ struct Inner {
     frames: Vec<Frame>,
     messages: Vec<String>,
     show: String,
-    help: String,
+    /// The text of each `help()` call, in order.
+    help: Vec<String>,
     whatis: Vec<String>,
     shell: String,
     /// Properties `add_property` set during the current load.
@@ -110,6 +132,10 @@ struct Inner {
     texts: HashMap<PathBuf, Arc<str>>,
     /// mlmod's state listed loaded modules when the command started.
     had_modules: bool,
+    /// The modules loaded when the command started (full names): only their
+    /// replacement by another version is a notice (Lmod is silent when a module
+    /// loaded earlier in the same command is replaced, as in easybuild `IRIS`).
+    loaded_at_start: HashSet<String>,
     /// What happened to modules besides what the user asked, for Lmod's notices:
     /// version changes (`old => new`), reloads after MODULEPATH changes, modules made
     /// inactive and modules activated again.
@@ -271,13 +297,14 @@ impl Engine {
         let env = Env::new(base).map_err(ModError::Usage)?;
         let dirs = split_modulepath(env.get("MODULEPATH"));
         let had_modules = !env.state.loaded.is_empty();
+        let loaded_at_start = env.state.loaded.iter().map(|l| l.full_name()).collect();
         let inner = Rc::new(RefCell::new(Inner {
             env,
             modulepath_dirs: dirs,
             frames: Vec::new(),
             messages: Vec::new(),
             show: String::new(),
-            help: String::new(),
+            help: Vec::new(),
             whatis: Vec::new(),
             shell: shell.to_string(),
             pending_props: Vec::new(),
@@ -286,6 +313,7 @@ impl Engine {
             texts: HashMap::new(),
             notices: Notices::default(),
             had_modules,
+            loaded_at_start,
         }));
         Ok(Engine {
             lua: std::cell::OnceCell::new(),
@@ -328,12 +356,36 @@ impl Engine {
     /// [`ModError`] for an unknown module, a rule violation or an evaluation error.
     pub fn load(&self, names: &[String]) -> Result<(), ModError> {
         let (lua, base) = self.lua()?;
+        // As Lmod, every name that cannot be found is named in one error, after the
+        // others were tried (the command fails as a whole all the same).
+        let mut unknown: Vec<ModError> = Vec::new();
         for n in names {
             let mp = modulepath_now(&self.inner);
-            load_module(lua, &self.inner, base, n, LoadHow::User)?;
+            match load_module(lua, &self.inner, base, n, LoadHow::User) {
+                Err(e @ ModError::Unknown { .. }) if matches!(&e, ModError::Unknown { name, .. } if name == n) =>
+                {
+                    unknown.push(e);
+                    continue;
+                }
+                r => r?,
+            }
             settle(lua, &self.inner, base, &mp)?;
         }
-        Ok(())
+        if unknown.len() > 1 {
+            let mut names: Vec<String> = unknown
+                .into_iter()
+                .filter_map(|e| match e {
+                    ModError::Unknown { name, .. } => Some(name),
+                    _ => None,
+                })
+                .collect();
+            names.sort();
+            return Err(ModError::UnknownMany { names });
+        }
+        match unknown.pop() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Loads modules that exist; unknown names are skipped (`module try-load`).
@@ -519,34 +571,42 @@ impl Engine {
         Ok(format!("{rule}\n   {}:\n{rule}\n{body}", f.path.display()))
     }
 
-    /// `module help`: the modulefile's help text.
+    /// `module help`: the modulefile and the text of each of its `help()` calls.
+    /// As Lmod's help mode, an error in the modulefile is ignored: the calls made
+    /// before it count (easybuild `IRIS/2.0.1` fails after its `help`).
     ///
     /// # Errors
-    /// [`ModError::Unknown`] or an evaluation error.
-    pub fn help(&self, name: &str) -> Result<String, ModError> {
+    /// [`ModError::Unknown`].
+    pub fn help(&self, name: &str) -> Result<(ModuleFile, Vec<String>), ModError> {
         let f = self.resolve_or_err(name)?;
-        self.help_of(&f, name)
+        let calls = self.help_calls(&f, name);
+        Ok((f, calls))
     }
 
     /// The help text of the modulefile `f` (which may lie anywhere in the hierarchy),
-    /// evaluated as `name`.
-    ///
-    /// # Errors
-    /// An evaluation error.
-    pub fn help_of(&self, f: &ModuleFile, name: &str) -> Result<String, ModError> {
-        let f = f.clone();
-        self.inner.borrow_mut().help.clear();
-        self.eval(&f, name, Mode::Help)?;
-        Ok(std::mem::take(&mut self.inner.borrow_mut().help))
+    /// evaluated as `name`: its `help()` calls joined. An error in the modulefile is
+    /// ignored, as Lmod ignores it: the text given before it is kept.
+    pub fn help_of(&self, f: &ModuleFile, name: &str) -> String {
+        self.help_calls(f, name).concat()
     }
 
-    /// `module whatis`: the modulefile's whatis lines.
+    fn help_calls(&self, f: &ModuleFile, name: &str) -> Vec<String> {
+        self.inner.borrow_mut().help.clear();
+        // Lmod's help mode reports no evaluation error (loadModuleFile's result is
+        // not looked at by Master:access).
+        let _ = self.eval(f, name, Mode::Help);
+        std::mem::take(&mut self.inner.borrow_mut().help)
+    }
+
+    /// `module whatis`: the modulefile's whatis lines; as in Lmod's whatis mode, an
+    /// error in the modulefile is ignored and the lines given before it are kept.
     ///
     /// # Errors
-    /// [`ModError::Unknown`] or an evaluation error.
+    /// [`ModError::Unknown`].
     pub fn whatis(&self, name: &str) -> Result<(ModuleFile, Vec<String>), ModError> {
         let f = self.resolve_or_err(name)?;
-        self.whatis_of(&f).map(|w| (f, w))
+        let lines = self.whatis_lines(&f).0;
+        Ok((f, lines))
     }
 
     /// The whatis lines of many modulefiles, in order (empty for a file that fails).
@@ -764,6 +824,8 @@ impl Engine {
             for (k, it) in items.iter().enumerate() {
                 s += &format!("  {}) {it}\n", k + 1);
             }
+            // Lmod ends each list with a blank line.
+            s.push('\n');
             s
         };
         out += &list("Inactive Modules:", n.inactive.clone());
@@ -1154,7 +1216,7 @@ fn install(lua: &Lua, base: &Table, inner0: &Rc<RefCell<Inner>>) -> mlua::Result
         let v = strings(&args).join("");
         let mut i = inner.borrow_mut();
         match i.mode() {
-            Mode::Help => i.help.push_str(&v),
+            Mode::Help => i.help.push(v),
             Mode::Show => {
                 let t = format!("help([[{v}]])\n");
                 i.show.push_str(&t);
@@ -1883,11 +1945,10 @@ fn load_module(
         let mp = modulepath_now(inner);
         unload_module(lua, inner, base, &old, true)?;
         settle(lua, inner, base, &mp)?;
-        inner
-            .borrow_mut()
-            .notices
-            .version_changes
-            .push((old, file.full_name()));
+        let mut i = inner.borrow_mut();
+        if i.loaded_at_start.contains(&old) {
+            i.notices.version_changes.push((old, file.full_name()));
+        }
     }
     inner.borrow_mut().pending_props.clear();
     eval_file(lua, inner, base, &file, name, Mode::Load)?;

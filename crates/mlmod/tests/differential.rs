@@ -1877,7 +1877,7 @@ fn listings_print_lmods_text() {
             "`module {c}` under Lmod named no module:\n{l}"
         );
         if c.starts_with("avail") || c.starts_with("-t avail") {
-            // Columns: Lmod fills 3 on 80 characters, mlmod 2.
+            // Names only here; the layout is compared in messages_print_lmods_text.
             let (mut ln, mut mn) = (names_in(&l, &known), names_in(&m, &known));
             ln.sort();
             mn.sort();
@@ -1896,6 +1896,119 @@ fn listings_print_lmods_text() {
                 first + 1,
                 l.lines().nth(first),
                 m.lines().nth(first)
+            ));
+        }
+    }
+    remove_scratch(&root);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Test: messages and per-module texts as Lmod prints them
+// ---------------------------------------------------------------------------------------
+
+/// A message compared for its words: mlmod's own prefixes (`mlmod has detected the
+/// following error:`, `mlmod Warning:`) read as Lmod's, and every run of white space
+/// as one blank, since mlmod does not wrap messages at the terminal width
+/// (docs/compat.md).
+fn message_words(text: &str) -> String {
+    text.replace(
+        "mlmod has detected the following error:",
+        "Lmod has detected the following error:",
+    )
+    .replace("mlmod Warning:", "Lmod Warning:")
+    .split_whitespace()
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
+/// `help` and `whatis` of modulefiles that fail after giving their texts (easybuild
+/// `IRIS/2.0.1`, fixtures in `tests/data/trees/failing`), `spider` with several names,
+/// `keyword` (its header, no match, no word, `-t`), the column layouts of `list`,
+/// `avail` and `describe`, and the messages for names not found (`load`, `spider`, `show`, `help`, `whatis`)
+/// are Lmod's: the texts byte for byte, the messages word for word.
+#[test]
+fn messages_print_lmods_text() {
+    if !lmod_available("messages_print_lmods_text") {
+        return;
+    }
+    let eb = modulefiles_dir().join("easybuild");
+    let failing = fs::canonicalize(trees_dir().join("failing")).unwrap();
+    let root = scratch_dir("messages");
+    let (lmod_home, mlmod_home) = (root.join("lmod"), root.join("mlmod"));
+    fs::create_dir_all(&lmod_home).unwrap();
+    fs::create_dir_all(&mlmod_home).unwrap();
+    // (tree, arguments, compared byte for byte)
+    let mut cases: Vec<(PathBuf, &str, bool)> = vec![
+        (failing.clone(), "help late/1.0", true),
+        (failing.clone(), "whatis late/1.0", true),
+        (failing.clone(), "help early/1.0", true),
+        (failing.clone(), "whatis early/1.0", true),
+        (failing.clone(), "whatis late/1.0 early/1.0", true),
+        (failing.clone(), "help late/1.0 nosuch early/1.0", false),
+        (failing.clone(), "whatis nosuch", false),
+        (failing.clone(), "show nosuch", false),
+        (failing.clone(), "load nosuch", false),
+        (failing.clone(), "spider nosuch", false),
+        (failing.clone(), "spider late/1.0 nosuch", false),
+    ];
+    if eb.is_dir() {
+        let eb = fs::canonicalize(&eb).unwrap();
+        cases.extend([
+            (eb.clone(), "help IRIS", true),
+            (eb.clone(), "whatis IRIS", true),
+            (eb.clone(), "spider IRIS/2.0.1", true),
+            (eb.clone(), "help zlib/1.2.11-GCCcore-11.2.0 bzip2", true),
+            (eb.clone(), "whatis zlib/1.2.11-GCCcore-11.2.0 bzip2/1.0.8-GCCcore-11.2.0", true),
+            (eb.clone(), "spider Java/11.0.2 bzip2/1.0.8-GCCcore-11.2.0", true),
+            (eb.clone(), "-t spider Java/11 bzip2", true),
+            (eb.clone(), "spider Java/99", false),
+            // Lmod names several unknown names in its hash table's order, mlmod in
+            // the order typed: one unknown name with a known one here.
+            (eb.clone(), "load zzqq zlib/1.2.11-GCCcore-11.2.0", false),
+            (eb.clone(), "keyword BZIP2 compiler", true),
+            (eb.clone(), "-t keyword bzip2", true),
+            (eb.clone(), "keyword zzzqq", true),
+            (eb.clone(), "keyword", true),
+            // ColumnTable layouts: list (numbers past 99), avail with its markers,
+            // legend and tail, describe.
+            (eb.clone(), "load Java/11 foss/2021b; module list", true),
+            // Lmod gives no notice for Pysam, loaded and replaced within this load.
+            (eb.clone(), "load IRIS; module list", true),
+            (
+                eb.clone(),
+                "load Pysam/0.18.0-GCC-11.2.0; module load IRIS",
+                true,
+            ),
+            (eb.clone(), "load Java/11; module avail", true),
+            (eb.clone(), "avail Java", true),
+            (eb.clone(), "-d avail", true),
+            (eb.clone(), "avail zzz", true),
+            (
+                eb.clone(),
+                "load zlib/1.2.11-GCCcore-11.2.0 bzip2/1.0.8-GCCcore-11.2.0; module save >/dev/null 2>&1; module describe",
+                true,
+            ),
+        ]);
+    } else {
+        eprintln!(
+            "messages_print_lmods_text: {} not found; its cases skipped",
+            eb.display()
+        );
+    }
+    let mut failures = Vec::new();
+    for (tree, c, exact) in &cases {
+        let l = listing_output(Side::Lmod, tree, &lmod_home, c);
+        let m = listing_output(Side::Mlmod, tree, &mlmod_home, c);
+        let same = if *exact {
+            l == m
+        } else {
+            message_words(&l) == message_words(&m)
+        };
+        if !same {
+            failures.push(format!(
+                "module {c} (in {}):\n--- Lmod:\n{l}\n--- mlmod:\n{m}",
+                tree.display()
             ));
         }
     }
