@@ -535,3 +535,131 @@ fn a_configuration_that_does_not_resolve_fails_before_any_run() {
     assert!(!err.contains("done in"), "{err}");
     assert!(out.stdout.is_empty());
 }
+
+const TIMED_NODES: &str = "sn,cpu_milli,memory_mib,gpu,model\nn0,16000,65536,1,T4\n";
+// L (BE: low) runs 0..100; H (LS: high) arrives at 10 for 50 s; C (CPU-only: low-cpu)
+// arrives at 200 and ends the replay.
+const TIMED_PODS: &str = "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,deletion_time,scheduled_time\n\
+L,1000,1024,1,1000,,BE,Running,0,100,0\n\
+H,1000,1024,1,1000,,LS,Running,10,60,10\n\
+C,1000,1024,0,0,,BE,Running,200,300,200\n";
+
+#[test]
+fn replay_json_matches_the_hand_worked_preemption() {
+    // H preempts L at 10; L leaves after the 5 s grace time, H starts at 15 (delay 5)
+    // and ends at 65, when the restarted L starts (delay 50).
+    let d = tmp("replay");
+    let nodes = write(&d, "nodes.csv", TIMED_NODES);
+    let pods = write(&d, "pods.csv", TIMED_PODS);
+    let out_dir = d.join("out");
+    let out = mlplane(&[
+        "replay",
+        "--nodes",
+        &nodes,
+        "--pods",
+        &pods,
+        "--speedup",
+        "1",
+        "--cluster-fraction",
+        "1",
+        "--grace",
+        "5",
+        "--policy",
+        "BestFit",
+        "--fair-share",
+        "off",
+        "--json",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = &v["runs"][0];
+    assert_eq!(run["preemptions"], 1);
+    let group = |class: &str| {
+        run["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["class"] == class && g["tenant"] == "*")
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(group("high")["delay_max_s"], 5.0);
+    assert_eq!(group("low")["delay_max_s"], 50.0);
+    assert_eq!(group("low")["placements"], 2);
+    assert_eq!(group("low-cpu")["jobs"], 1);
+    for f in [
+        "replay.csv",
+        "timeline.csv",
+        "replay.json",
+        "allocation.svg",
+        "shares.svg",
+        "delay-cdf.svg",
+    ] {
+        let bytes = std::fs::read(out_dir.join(f)).unwrap();
+        assert!(!bytes.is_empty(), "{f}");
+    }
+    let csv = std::fs::read_to_string(out_dir.join("replay.csv")).unwrap();
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("BestFit kube,BestFit,false,false,high,*,1,1,0,5.000")),
+        "{csv}"
+    );
+}
+
+#[test]
+fn replay_without_arguments_runs_the_builtin_input() {
+    let out = mlplane(&["replay", "--policy", "BestFit", "--fair-share", "on"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("BestFit fair: mean GPU allocation"),
+        "{text}"
+    );
+    assert!(text.contains("  high     *          "), "{text}");
+}
+
+#[test]
+fn replay_flags_are_checked_before_the_run() {
+    fails_with(
+        &["replay", "--fair-share", "maybe"],
+        "--fair-share: expected on, off or both, got \"maybe\"",
+    );
+    fails_with(
+        &["replay", "--tenants", "a"],
+        "expected NAME=WEIGHT[:DEMAND]",
+    );
+    fails_with(
+        &["replay", "--tenants", "a=x"],
+        "the weight \"x\" is not a number",
+    );
+    fails_with(
+        &["replay", "--cap", "team-z:high=3"],
+        "no tenant \"team-z\"",
+    );
+    fails_with(
+        &["replay", "--cap", "team-a:mid=3"],
+        "no priority class \"mid\"",
+    );
+    fails_with(
+        &["replay", "--speedup", "0"],
+        "--speedup: expected a positive number, got 0",
+    );
+    fails_with(
+        &["replay", "--cluster-fraction", "2"],
+        "--cluster-fraction: expected a number in (0, 1], got 2",
+    );
+    fails_with(
+        &["replay", "--tenants", "a=0"],
+        "tenant \"a\": the weight must be a positive number, got 0",
+    );
+}

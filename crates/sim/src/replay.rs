@@ -745,7 +745,7 @@ pub fn replay(
     let mut waiting_on: BTreeMap<PodId, Vec<usize>> = BTreeMap::new();
     let totals = [
         cluster.nodes().iter().map(|n| n.cpu_milli).sum::<u64>() as f64,
-        (cluster.gpu_count() as u64 * 1000) as f64,
+        (cluster.gpu_count() * 1000) as f64,
         cluster
             .nodes()
             .iter()
@@ -796,7 +796,7 @@ pub fn replay(
         match e {
             Event::Arrive(k) => {
                 arrivals += 1;
-                if arrivals % 64 == 0 {
+                if arrivals.is_multiple_of(64) {
                     progress(arrivals);
                 }
                 jobs[k].phase = Phase::Waiting { since: now };

@@ -180,6 +180,15 @@ fn hours(t: f64) -> f64 {
     t / 3600.0
 }
 
+/// The earliest first sample of the runs, hours (samples start after a quiet start).
+fn first_sample_h(results: &[ReplayResult]) -> f64 {
+    results
+        .iter()
+        .filter_map(|r| r.samples.first().map(|s| hours(s.t_s)))
+        .fold(f64::INFINITY, f64::min)
+        .clamp(0.0, f64::MAX)
+}
+
 /// GPU allocation (%) over time (hours), one line per run.
 ///
 /// # Errors
@@ -190,13 +199,14 @@ pub fn plot_allocation_svg(results: &[ReplayResult], title_text: &str) -> Result
         let root = SVGBackend::with_string(&mut svg, (1000, 600)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let xmax = results.iter().map(|r| hours(r.span_s)).fold(0.01, f64::max);
+        let xmin = first_sample_h(results).min(xmax - 0.001);
         let area = title::draw(&root, title_text, 22.0, 16.0)?;
         let mut chart = ChartBuilder::on(&area)
             .margin(15)
             .margin_top(5)
             .x_label_area_size(45)
             .y_label_area_size(60)
-            .build_cartesian_2d(0.0..xmax, 0.0..100.0)
+            .build_cartesian_2d(xmin..xmax, 0.0..100.0)
             .map_err(err)?;
         chart
             .configure_mesh()
@@ -256,6 +266,7 @@ pub fn plot_shares_svg(
         let panels = area.split_evenly((rows, cols));
         for (r, panel) in runs.iter().zip(panels.iter()) {
             let xmax = hours(r.span_s).max(0.01);
+            let xmin = first_sample_h(std::slice::from_ref(*r)).min(xmax - 0.001);
             let ymax = r
                 .samples
                 .iter()
@@ -272,7 +283,7 @@ pub fn plot_shares_svg(
                 .margin(10)
                 .x_label_area_size(35)
                 .y_label_area_size(50)
-                .build_cartesian_2d(0.0..xmax, 0.0..ymax)
+                .build_cartesian_2d(xmin..xmax, 0.0..ymax)
                 .map_err(err)?;
             chart
                 .configure_mesh()
@@ -300,7 +311,7 @@ pub fn plot_shares_svg(
                     .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], style));
                 let f = 100.0 * r.fair_shares[k];
                 chart
-                    .draw_series(DashedLineSeries::new([(0.0, f), (xmax, f)], 8, 5, style))
+                    .draw_series(DashedLineSeries::new([(xmin, f), (xmax, f)], 8, 5, style))
                     .map_err(err)?;
             }
             chart
