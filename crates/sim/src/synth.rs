@@ -240,23 +240,49 @@ mod tests {
 
     #[test]
     fn subsample_keeps_shapes_in_proportion_and_every_model() {
-        // 549 G2 nodes of the trace's shapes, 2 A10: a tenth keeps 55 and 1 (0.2 rounds
-        // to 0, but the model must stay).
-        let c = cluster(1213, 7);
+        // 30 G2 nodes of one shape, 10 of another, 2 A10: a tenth keeps 3, 1 and 1
+        // (0.2 rounds to 0, but the model must stay).
+        let models = vec![
+            GpuModel {
+                name: "G2".into(),
+                memory_mib: None,
+            },
+            GpuModel {
+                name: "A10".into(),
+                memory_mib: Some(22731),
+            },
+        ];
+        let mut nodes = Vec::new();
+        for i in 0..30 {
+            nodes.push(Node::new(format!("a{i}"), 96000, 393216).with_gpus(
+                GpuModelId(0),
+                8,
+                16384,
+            ));
+        }
+        for i in 0..10 {
+            nodes.push(Node::new(format!("b{i}"), 64000, 262144).with_gpus(
+                GpuModelId(0),
+                4,
+                16384,
+            ));
+        }
+        for i in 0..2 {
+            nodes.push(Node::new(format!("c{i}"), 128000, 1048576).with_gpus(
+                GpuModelId(1),
+                1,
+                22731,
+            ));
+        }
+        let c = Cluster::new(models, nodes).unwrap();
         let s = subsample(&c, 0.1, 1);
-        let count = |c: &Cluster, model: &str| {
-            c.nodes()
+        let count = |prefix: &str| {
+            s.nodes()
                 .iter()
-                .filter(|n| {
-                    n.gpu_model()
-                        .map(|m| c.models()[m.0 as usize].name.as_str())
-                        == Some(model)
-                })
+                .filter(|n| n.name.starts_with(prefix))
                 .count()
         };
-        assert_eq!(count(&s, "A10"), 1);
-        let g2 = count(&c, "G2");
-        assert_eq!(count(&s, "G2"), (g2 as f64 * 0.1).round() as usize);
+        assert_eq!((count("a"), count("b"), count("c")), (3, 1, 1));
         assert_eq!(subsample(&c, 1.0, 1).nodes().len(), c.nodes().len());
         assert_eq!(subsample(&c, 0.1, 1), subsample(&c, 0.1, 1));
     }
