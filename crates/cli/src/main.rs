@@ -49,6 +49,7 @@ enum Command {
 }
 
 #[derive(Args)]
+#[command(allow_negative_numbers = true)]
 struct ReplayArgs {
     /// Node list CSV (as for simulate). Needs --pods.
     #[arg(long, value_name = "FILE", requires = "pods")]
@@ -91,6 +92,10 @@ struct ReplayArgs {
     /// Seconds a preemption victim takes to leave.
     #[arg(long, value_name = "S", default_value_t = 30.0)]
     grace: f64,
+    /// With reclaim, seconds after tenant A reclaims from tenant B during which B may
+    /// not reclaim from A (stops two tenants trading pods at every departure).
+    #[arg(long, value_name = "S", default_value_t = 600)]
+    reclaim_window: u64,
     /// Cap the GPUs a tenant's pods of a class hold at once with a ClusterThrottle
     /// (repeatable), e.g. team-a:high=200. Runs the capped case after the others.
     #[arg(long, value_name = "TENANT:CLASS=GPUS")]
@@ -468,7 +473,7 @@ fn parse_cap(spec: &str, tenants: &[replay::Tenant]) -> Result<replay::Throttle>
 fn replay(args: ReplayArgs) -> Result<()> {
     // Everything the flags alone decide is checked before the input is read.
     let policies = select::parse_policies(&args.policy).context("--policy")?;
-    let fair: &[bool] = match args.fair_share.as_str() {
+    let fair: &[bool] = match args.fair_share.to_ascii_lowercase().as_str() {
         "on" => &[true],
         "off" => &[false],
         "both" => &[false, true],
@@ -550,6 +555,7 @@ fn replay(args: ReplayArgs) -> Result<()> {
             let mut c = replay::ReplayConfig::new(p);
             c.fair_share = f;
             c.reclaim = !args.no_reclaim;
+            c.reclaim_window_s = args.reclaim_window;
             c.grace_s = args.grace;
             c.seed = args.seed;
             configs.push(c);
@@ -560,6 +566,7 @@ fn replay(args: ReplayArgs) -> Result<()> {
             let mut c = replay::ReplayConfig::new(p);
             c.fair_share = *fair.last().expect("one at least");
             c.reclaim = !args.no_reclaim;
+            c.reclaim_window_s = args.reclaim_window;
             c.grace_s = args.grace;
             c.seed = args.seed;
             c.throttles = caps.clone();

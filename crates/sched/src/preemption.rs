@@ -26,23 +26,28 @@
 //!   reprieved first, so victims come from the tenant furthest above its fair share.
 //! - *Reclaim* (on with fair share, off with [`DefaultPreemption::without_reclaim`]): a
 //!   pod of tenant A may also preempt pods of its own priority from another tenant B, if
-//!   after the preemption A's share is at most B's: `s_A' ≤ s_B'`, where `s_A'` counts the
-//!   preemptor (at the charge its request has on the node's devices) and A's own
-//!   lower-priority victims leaving, and `s_B'` counts all of B's victims on the node
-//!   leaving (Kueue's `LessThanOrEqualToFinalShare`). Each such pod is admitted as a
-//!   potential victim only if the rule holds for it alone, and the node is dropped if
-//!   the rule fails for the final victim set.
+//!   the preemption raises A's share, `s_A < s_A'`, and leaves it at most B's,
+//!   `s_A' ≤ s_B'` (Kueue's `LessThanOrEqualToFinalShare`). `s_A'` counts the preemptor
+//!   (at the charge its request has on the node's devices) and A's own lower-priority
+//!   victims leaving; `s_B'` counts all of B's victims on the node leaving. Each such pod
+//!   is admitted as a potential victim only if the rule holds for it alone, and the node
+//!   is dropped if the rule fails for the final victim set. The first condition matters:
+//!   without it a pod that does not move its tenant's dominant share (a CPU-only pod of a
+//!   tenant whose dominant resource is GPUs) could reclaim from an equal tenant, which
+//!   could then reclaim back at once, for ever (`s_A = s_B` both times).
 //!
 //! *Why reclaim cannot loop.* Take a fixed set of pods (no arrivals or departures) and
-//! the vector of tenant shares sorted in decreasing order. A reclaim moves usage from B to
-//! A, so `s_A < s_A'` and `s_B' < s_B`, and the rule gives `s_A' ≤ s_B'`. Hence
-//! `max(s_A', s_B') = s_B' < s_B = max(s_A, s_B)` and `min(s_A', s_B') = s_A' > s_A =
-//! min(s_A, s_B)`, while every other tenant's share is unchanged: the sorted vector
-//! strictly decreases in lexicographic order. There are finitely many placements of a
-//! fixed set of pods, so no sequence of reclaims returns to an earlier state; in
-//! particular, right after A reclaims from B, B cannot reclaim from A (that would need
-//! `s_B'' ≤ s_A''` with `s_B'' > s_B' ≥ s_A' > s_A''`). Preemption of lower priorities
-//! cannot loop either: a victim never has a higher priority than its preemptor.
+//! the vector of tenant shares sorted in increasing order. A reclaim by A from B has
+//! `s_A < s_A' ≤ s_B' ≤ s_B` (B only loses pods), and every other tenant's share is
+//! unchanged. The values below `s_A` are unchanged; the old vector holds `s_A` once more
+//! than the new one at the first position where they differ, where the new one holds
+//! something larger (`s_A'`, `s_B'` and the others there all exceed `s_A`). So the
+//! sorted vector strictly increases in lexicographic order. There are finitely many
+//! placements of a fixed set of pods, so no sequence of reclaims returns to an earlier
+//! state; in particular, right after A reclaims from B, B cannot reclaim from A (that
+//! would need `s_B'' ≤ s_A''` with `s_B'' > s_B' ≥ s_A' > s_A''`). Preemption of lower
+//! priorities cannot loop either: a victim never has a higher priority than its
+//! preemptor.
 //!
 //! The result is a [`Nomination`]: the node and its victims. The caller evicts the
 //! victims (the simulator after their grace time, the Kubernetes scheduler through the
@@ -71,6 +76,17 @@ pub struct DefaultPreemption {
     weights: Option<std::sync::Arc<BTreeMap<String, f64>>>,
     /// Reclaim from other tenants at equal priority (with fair share only).
     reclaim: bool,
+    /// The reclaim window, if any (see [`DefaultPreemption::with_reclaim_window`]).
+    window: Option<std::sync::Arc<ReclaimWindow>>,
+}
+
+/// When each tenant last reclaimed from each other tenant.
+#[derive(Debug)]
+struct ReclaimWindow {
+    seconds: u64,
+    clock: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// (reclaiming tenant, victim tenant) -> time of the last nomination, seconds.
+    last: std::sync::Mutex<BTreeMap<(String, String), u64>>,
 }
 
 impl DefaultPreemption {
@@ -85,6 +101,7 @@ impl DefaultPreemption {
         DefaultPreemption {
             weights: Some(std::sync::Arc::new(weights)),
             reclaim: true,
+            window: None,
         }
     }
 
@@ -92,6 +109,38 @@ impl DefaultPreemption {
     pub fn without_reclaim(mut self) -> Self {
         self.reclaim = false;
         self
+    }
+
+    /// Reclaim with a window of `seconds`: after tenant A reclaims from tenant B (this
+    /// plugin nominates a node with B's pods of A's priority among the victims), B may
+    /// not reclaim from A for `seconds`. Without it, two tenants near equal shares trade
+    /// pods at every departure (each trade within the share rule, none of them useful: a
+    /// victim restarts from the beginning). Time is read from [`Self::clock`], which the
+    /// caller sets to the current time in seconds (the simulator's clock, or the wall
+    /// clock).
+    pub fn with_reclaim_window(mut self, seconds: u64) -> Self {
+        self.window = Some(std::sync::Arc::new(ReclaimWindow {
+            seconds,
+            clock: std::sync::Arc::default(),
+            last: std::sync::Mutex::default(),
+        }));
+        self
+    }
+
+    /// The clock of the reclaim window, seconds; `None` without a window.
+    pub fn clock(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicU64>> {
+        self.window.as_ref().map(|w| w.clock.clone())
+    }
+
+    /// True if `victim`'s tenant reclaimed from `by` within the window.
+    fn held_back(&self, by: &str, victim: &str) -> bool {
+        let Some(w) = &self.window else {
+            return false;
+        };
+        let now = w.clock.load(std::sync::atomic::Ordering::Relaxed);
+        let last = w.last.lock().unwrap_or_else(|e| e.into_inner());
+        last.get(&(victim.to_string(), by.to_string()))
+            .is_some_and(|&t| now < t.saturating_add(w.seconds))
     }
 }
 
@@ -295,7 +344,16 @@ impl PostFilterPlugin for DefaultPreemption {
                 not_helpful += 1;
                 continue;
             }
-            match victims_on(state, *id, pod, filters, shares.as_ref(), self.reclaim) {
+            let held_back = |victim: &str| self.held_back(&tenant(pod), victim);
+            match victims_on(
+                state,
+                *id,
+                pod,
+                filters,
+                shares.as_ref(),
+                self.reclaim,
+                &held_back,
+            ) {
                 Some(v) => candidates.push(Candidate {
                     node: *id,
                     victims: v,
@@ -305,10 +363,23 @@ impl PostFilterPlugin for DefaultPreemption {
         }
         let best = candidates.iter().min_by_key(|c| (c.key(), c.node)).cloned();
         match best {
-            Some(c) => Ok(Some(Nomination {
-                node: c.node,
-                victims: c.victims.iter().map(|v| v.2).collect(),
-            })),
+            Some(c) => {
+                if let Some(w) = &self.window {
+                    let now = w.clock.load(std::sync::atomic::Ordering::Relaxed);
+                    let a = tenant(pod);
+                    let mut last = w.last.lock().unwrap_or_else(|e| e.into_inner());
+                    for v in &c.victims {
+                        let t = tenant(&state.bound(v.2).expect("bound").pod);
+                        if v.0 == pod.priority && t != a {
+                            last.insert((a.clone(), t), now);
+                        }
+                    }
+                }
+                Ok(Some(Nomination {
+                    node: c.node,
+                    victims: c.victims.iter().map(|v| v.2).collect(),
+                }))
+            }
             None => {
                 // kube's message: the sorted histogram of why preemption failed.
                 let mut parts: Vec<String> = [(no_victims, NO_VICTIMS), (not_helpful, NOT_HELPFUL)]
@@ -339,6 +410,7 @@ fn victims_on(
     filters: &FilterRunner<'_>,
     shares: Option<&Shares>,
     reclaim: bool,
+    held_back: &dyn Fn(&str) -> bool,
 ) -> Option<Vec<(i32, u64, PodId)>> {
     let info = state.node(node);
     let mut scratch = info.state.clone();
@@ -353,6 +425,8 @@ fn victims_on(
         };
         b.pod.priority == pod.priority
             && tenant(&b.pod) != a
+            && !held_back(&tenant(&b.pod))
+            && s.share(&a, gain) > s.share(&a, [0; 3])
             && s.share(&a, gain) <= s.share(&tenant(&b.pod), neg(held(b)))
     };
     let mut lower: Vec<(i32, u64, PodId)> = state
@@ -416,9 +490,10 @@ fn victims_on(
             }
         }
         let s_a = s.share(&a, delta[&a]);
+        let raises = s_a > s.share(&a, [0; 3]);
         let breaks = victims.iter().any(|&(p, _, id)| {
             let t = tenant(&state.bound(id).expect("bound").pod);
-            p == pod.priority && s_a > s.share(&t, delta[&t])
+            p == pod.priority && (!raises || s_a > s.share(&t, delta[&t]))
         });
         if breaks {
             return None;

@@ -687,3 +687,76 @@ fn a_nominee_goes_to_its_nominated_node_when_it_fits() {
     assert_eq!(got.node, NodeId(0));
     assert!(!st.has_nominations());
 }
+
+fn tenant_pod(name: &str, tenant: &str, cpu: u64, gpu: GpuRequest) -> Pod {
+    Pod {
+        priority: 100,
+        tenant: Some(tenant.into()),
+        ..Pod::new(name, cpu, 1_024, gpu)
+    }
+}
+
+fn fair_scheduler(c: &Cluster, p: DefaultPreemption) -> Scheduler {
+    Scheduler::new(
+        Profile::new("fair")
+            .with_all(plugins::default_filters(c))
+            .with(Arc::new(GpuSelector(GpuSelectMode::BestFit)), 1)
+            .with(Arc::new(p), 1),
+    )
+}
+
+#[test]
+fn reclaim_must_raise_the_preemptors_share() {
+    // One node of 4 CPUs and 2 GPUs. A holds a GPU (share 1/2: GPUs dominate); B holds
+    // a GPU and 3 CPUs in all (share 3/4: CPU). A's CPU-only pod of the same priority
+    // asks 1 CPU; taking B's 2-CPU pod would leave A at max(2/4, 1/2) = 1/2: its share
+    // does not rise, so it is no reclaim (before the rule it passed, 1/2 <= B's 1/2
+    // after, and such trades could go back and forth at equal shares).
+    let mut n = gpus("n0", 2);
+    n.cpu_milli = 4_000;
+    let c = cluster(vec![n]);
+    let mut st = ClusterState::new(c.clone());
+    let mut s = fair_scheduler(&c, DefaultPreemption::with_fair_share(Default::default()));
+    let a_gpu = tenant_pod("a-gpu", "A", 1_000, GpuRequest::Whole(1));
+    let b_gpu = tenant_pod("b-gpu", "B", 1_000, GpuRequest::Whole(1));
+    let b_cpu = tenant_pod("b-cpu", "B", 2_000, GpuRequest::None);
+    place(&mut st, &mut s, &[&a_gpu, &b_gpu, &b_cpu]);
+    let a_cpu = tenant_pod("a-cpu", "A", 1_000, GpuRequest::None);
+    assert!(nominate(&mut st, &mut s, &a_cpu).is_err());
+    // A CPU-only pod of a tenant with nothing does raise its share, from 0 to 1/4, at
+    // most B's 1/2 after: it reclaims B's CPU pod.
+    let c_cpu = tenant_pod("c-cpu", "C", 1_000, GpuRequest::None);
+    let nom = nominate(&mut st, &mut s, &c_cpu).unwrap();
+    assert_eq!(nom.victims, vec![b_cpu.id]);
+}
+
+#[test]
+fn the_reclaim_window_stops_a_reclaim_back() {
+    // Two GPUs held by A; B's pod reclaims one at time 0 (1/2 <= 1/2). In another
+    // state where A could reclaim from B by the share rule (B holds both GPUs), A may
+    // not within the 600 s window (at 100 s), and may after it (at 700 s).
+    let c = cluster(vec![gpus("n0", 2)]);
+    let p = DefaultPreemption::with_fair_share(Default::default()).with_reclaim_window(600);
+    let clock = p.clock().unwrap();
+    let mut s = fair_scheduler(&c, p);
+    let mut st = ClusterState::new(c.clone());
+    let (a1, a2) = (
+        tenant_pod("a1", "A", 1_000, GpuRequest::Whole(1)),
+        tenant_pod("a2", "A", 1_000, GpuRequest::Whole(1)),
+    );
+    place(&mut st, &mut s, &[&a1, &a2]);
+    let b = tenant_pod("b", "B", 1_000, GpuRequest::Whole(1));
+    assert_eq!(nominate(&mut st, &mut s, &b).unwrap().victims.len(), 1);
+
+    let mut other = ClusterState::new(c.clone());
+    let (b1, b2) = (
+        tenant_pod("b1", "B", 1_000, GpuRequest::Whole(1)),
+        tenant_pod("b2", "B", 1_000, GpuRequest::Whole(1)),
+    );
+    place(&mut other, &mut s, &[&b1, &b2]);
+    let a = tenant_pod("a", "A", 1_000, GpuRequest::Whole(1));
+    clock.store(100, std::sync::atomic::Ordering::Relaxed);
+    assert!(nominate(&mut other, &mut s, &a).is_err());
+    clock.store(700, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(nominate(&mut other, &mut s, &a).unwrap().victims.len(), 1);
+}

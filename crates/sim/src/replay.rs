@@ -52,7 +52,7 @@ pub use mlplane_model::throttle::Throttle;
 use mlplane_model::throttle::{Amount, LabelSelector, ThrottleTerm};
 use mlplane_model::{Cluster, GpuRequest, Pod, PodId, PodShape, PreemptionPolicy, PriorityClass};
 use mlplane_policies::{profile_config, registry, Policy, PolicyContext, TypicalPods};
-use mlplane_sched::preemption::PreemptionArgs;
+use mlplane_sched::preemption::DefaultPreemption;
 use mlplane_sched::queue::SchedulingQueue;
 use mlplane_sched::throttle::Throttles;
 use mlplane_sched::{ClusterState, NodeId, ScheduleError, Scheduler, TieBreak};
@@ -383,6 +383,9 @@ pub struct ReplayConfig {
     pub fair_share: bool,
     /// With fair share, reclaim at equal priority (default on).
     pub reclaim: bool,
+    /// With reclaim, seconds after tenant A reclaims from B during which B may not
+    /// reclaim from A ([`DefaultPreemption::with_reclaim_window`]; default 600).
+    pub reclaim_window_s: u64,
     /// Seconds a preemption victim takes to leave (kube's default
     /// `terminationGracePeriodSeconds` is 30).
     pub grace_s: f64,
@@ -399,12 +402,14 @@ pub struct ReplayConfig {
 }
 
 impl ReplayConfig {
-    /// `policy` with fair share on (reclaim on), a 30 s grace time, no throttles, seed 42.
+    /// `policy` with fair share on (reclaim on, a 600 s reclaim window), a 30 s grace
+    /// time, no throttles, seed 42.
     pub fn new(policy: Policy) -> Self {
         ReplayConfig {
             policy,
             fair_share: true,
             reclaim: true,
+            reclaim_window_s: 600,
             grace_s: 30.0,
             throttles: Vec::new(),
             sample_s: None,
@@ -424,7 +429,7 @@ pub struct GroupStats {
     pub tenant: String,
     /// Jobs of the group.
     pub jobs: u64,
-    /// Placements (a restarted victim is placed again).
+    /// Placements: a restarted victim is placed again, so this may exceed `jobs`.
     pub placements: u64,
     /// Waits that ended without a placement (withdrawn, or the replay ended).
     pub unplaced: u64,
@@ -461,6 +466,9 @@ pub struct Sample {
 /// The result of one replay.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ReplayResult {
+    /// The run's label: the policy, `kube` or `fair` (fair share off or on), and
+    /// ` capped` with throttles, e.g. `FGD fair capped`.
+    pub run: String,
     /// The policy's name.
     pub policy: String,
     /// Fair share on.
@@ -664,20 +672,22 @@ pub fn replay(
         .iter()
         .map(|t| (t.name.clone(), t.weight))
         .collect();
-    let config = profile_config(cfg.policy, &ctx)
-        .plugin("PrioritySort", 1)
-        .plugin("DefaultPreemption", 1)
-        .args(
-            "DefaultPreemption",
-            Arc::new(PreemptionArgs {
-                fair_share: cfg.fair_share,
-                reclaim: cfg.reclaim,
-                tenant_weights: weights,
-            }),
-        );
+    let config = profile_config(cfg.policy, &ctx).plugin("PrioritySort", 1);
     let mut profile = registry()
         .build(&config, &cluster)
         .map_err(|e| ReplayError(format!("profile {}: {e}", cfg.policy.name())))?;
+    let preemption = if cfg.fair_share {
+        let p = DefaultPreemption::with_fair_share(weights);
+        if cfg.reclaim {
+            p.with_reclaim_window(cfg.reclaim_window_s)
+        } else {
+            p.without_reclaim()
+        }
+    } else {
+        DefaultPreemption::new()
+    };
+    let preemption_clock = preemption.clock();
+    profile = profile.with(Arc::new(preemption), 1);
     let mut clock = None;
     if !cfg.throttles.is_empty() {
         let t = Throttles::new(cfg.throttles.clone(), w.namespaces());
@@ -789,7 +799,7 @@ pub fn replay(
             failed.clear();
             last_ms = ms;
         }
-        if let Some(c) = &clock {
+        for c in clock.iter().chain(&preemption_clock) {
             c.store(now as u64, Ordering::Relaxed);
         }
         let mut freed: Vec<NodeId> = Vec::new();
@@ -1109,6 +1119,16 @@ pub fn replay(
     };
     let contended = per.len();
     Ok(ReplayResult {
+        run: format!(
+            "{} {}{}",
+            cfg.policy.name(),
+            if cfg.fair_share { "fair" } else { "kube" },
+            if cfg.throttles.is_empty() {
+                ""
+            } else {
+                " capped"
+            }
+        ),
         policy: cfg.policy.name().to_string(),
         fair_share: cfg.fair_share,
         throttles: cfg.throttles.iter().map(|t| t.name.clone()).collect(),

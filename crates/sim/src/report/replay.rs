@@ -21,14 +21,9 @@ pub const REPLAY_FILES: [&str; 6] = [
     "delay-cdf.svg",
 ];
 
-/// The label of a run: `FGD`, `FGD fair-share`, plus ` throttled` with throttles.
+/// The label of a run ([`ReplayResult::run`]): `FGD kube`, `FGD fair`, `FGD fair capped`.
 pub fn run_label(r: &ReplayResult) -> String {
-    let mut s = r.policy.clone();
-    s += if r.fair_share { " fair" } else { " kube" };
-    if !r.throttles.is_empty() {
-        s += " capped";
-    }
-    s
+    r.run.clone()
 }
 
 fn secs(s: f64) -> String {
@@ -39,9 +34,10 @@ fn secs(s: f64) -> String {
     }
 }
 
-/// The terminal table: per run, a summary line, then one row per class over all
-/// tenants and per class and tenant: jobs, placements, unplaced waits, delay p50, p95,
-/// p99 and max (seconds), preemptions suffered and caused.
+/// The terminal table: per run, a summary line, then one row per class and tenant and
+/// per class over all tenants (`*`): jobs, placements (restarted victims are placed
+/// again, so `placed` may exceed `jobs`), waits that ended unplaced, delay p50, p95, p99
+/// and max (seconds), preemptions suffered and caused.
 pub fn replay_table(results: &[ReplayResult], tenants: &[Tenant]) -> String {
     let mut s = String::new();
     for r in results {
