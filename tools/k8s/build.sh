@@ -43,7 +43,7 @@ chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT
 
 export CGO_ENABLED=0
-export GOFLAGS="-mod=readonly -trimpath"
+export GOFLAGS="-mod=readonly -trimpath -buildvcs=false"
 start=$(date +%s)
 kv="k8s.io/component-base/version"
 ldflags="-s -w -X $kv.gitVersion=$K8S_VERSION -X $kv.gitMajor=1 -X $kv.gitMinor=34 -X $kv.gitTreeState=clean"

@@ -57,6 +57,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(100);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const LOG_TAIL_LINES: usize = 30;
+const START_ATTEMPTS: usize = 3;
 
 /// What can go wrong starting or using a test cluster.
 #[derive(Debug, thiserror::Error)]
@@ -237,6 +238,14 @@ impl TestCluster {
             }
             eprintln!("SKIPPED: {test}: {reason}");
             return Ok(None);
+        }
+        // A chosen port can be taken by another process before the server binds it;
+        // then start again on fresh ports, at most three times in all.
+        for _ in 1..START_ATTEMPTS {
+            match Self::start(&bin, options) {
+                Err(Error::Exited { tail, .. }) if tail.contains("address already in use") => {}
+                other => return other.map(Some),
+            }
         }
         Self::start(&bin, options).map(Some)
     }
@@ -711,7 +720,8 @@ current-context: mlplane-test
 
 /// `n` distinct free loopback ports. The listeners close before the servers bind them,
 /// so another process could take one in between; a server that then fails to bind is
-/// reported as [`Error::Exited`].
+/// reported as [`Error::Exited`], and
+/// [`TestCluster::start_with_or_skip`] starts again on fresh ports.
 fn free_ports(n: usize) -> Result<Vec<u16>, Error> {
     let listeners = (0..n)
         .map(|_| TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))))
