@@ -134,8 +134,10 @@ fn gpu_pod(name: &str, gpus: u32) -> Result<Pod> {
     }))?)
 }
 
-/// Polls the pod every 200 ms until `done` holds, for at most `timeout`.
+/// Polls the pod every 200 ms until `done` holds, for at most `timeout`; the error shows
+/// the pod's last status and the tail of kube-scheduler's log.
 async fn wait_pod(
+    cluster: &TestCluster,
     pods: &Api<Pod>,
     name: &str,
     timeout: Duration,
@@ -156,8 +158,9 @@ async fn wait_pod(
         tokio::time::sleep(step).await;
     }
     Err(format!(
-        "pod {name} not as expected after {timeout:?}: {:?}",
-        last.map(|p| p.status)
+        "pod {name} not as expected after {timeout:?}: {:?}\nkube-scheduler log:\n{}",
+        last.map(|p| p.status),
+        cluster.log_tail("kube-scheduler")
     )
     .into())
 }
@@ -196,16 +199,10 @@ async fn kube_scheduler_binds_a_gpu_pod_where_the_gpus_are_and_kwok_runs_it() ->
     pods.create(&PostParams::default(), &gpu_pod("train-4", 4)?)
         .await?;
     let t = Instant::now();
-    let pod = wait_pod(&pods, "train-4", Duration::from_secs(60), |p| {
+    let pod = wait_pod(&cluster, &pods, "train-4", Duration::from_secs(60), |p| {
         phase(p) == "Running"
     })
-    .await
-    .map_err(|e| {
-        format!(
-            "{e}\nkube-scheduler log:\n{}",
-            cluster.log_tail("kube-scheduler")
-        )
-    })?;
+    .await?;
     eprintln!(
         "pod bound and Running after {:.1} s",
         t.elapsed().as_secs_f64()
@@ -264,14 +261,14 @@ async fn a_pod_wanting_more_gpus_than_any_node_has_stays_pending_unschedulable()
                 })
             })
     };
-    let pod = wait_pod(&pods, "train-16", Duration::from_secs(60), unschedulable)
-        .await
-        .map_err(|e| {
-            format!(
-                "{e}\nkube-scheduler log:\n{}",
-                cluster.log_tail("kube-scheduler")
-            )
-        })?;
+    let pod = wait_pod(
+        &cluster,
+        &pods,
+        "train-16",
+        Duration::from_secs(60),
+        unschedulable,
+    )
+    .await?;
     let condition = pod
         .status
         .as_ref()
