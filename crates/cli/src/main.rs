@@ -601,6 +601,16 @@ fn replay(args: ReplayArgs) -> Result<()> {
         let base = i as u64 * workload.jobs.len() as u64;
         let r = replay::replay(&workload, c, &mut |n| bar.set_position(base + n))?;
         times.push(t0.elapsed().as_secs_f64());
+        // A line per run as well, for logs and pipes where the bar is hidden.
+        bar.suspend(|| {
+            eprintln!(
+                "run {}/{}: {} in {:.1} s",
+                i + 1,
+                configs.len(),
+                r.run,
+                t0.elapsed().as_secs_f64()
+            )
+        });
         results.push(r);
     }
     bar.finish_and_clear();

@@ -631,6 +631,14 @@ fn replay_without_arguments_runs_the_builtin_input() {
 #[test]
 fn replay_flags_are_checked_before_the_run() {
     fails_with(
+        &["replay", "--speedup", "-1"],
+        "--speedup: expected a positive number, got -1",
+    );
+    fails_with(
+        &["replay", "--grace", "-1"],
+        "--grace: expected a non-negative number of seconds, got -1",
+    );
+    fails_with(
         &["replay", "--fair-share", "maybe"],
         "--fair-share: expected on, off or both, got \"maybe\"",
     );
