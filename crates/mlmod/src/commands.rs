@@ -100,6 +100,7 @@ struct Opts {
     defaults_only: bool,
     append: bool,
     version: bool,
+    force: bool,
 }
 
 /// Runs `module ARGS...` (or `ml ARGS...` when `ml` is true) against the environment
@@ -118,7 +119,8 @@ pub fn run(env: HashMap<String, String>, shell: &str, args: &[String], ml: bool)
             "-d" | "--default" => opts.defaults_only = true,
             "-a" | "--append" => opts.append = true,
             "--version" | "-v" | "-V" => opts.version = true,
-            "-q" | "--quiet" | "-f" | "--force" | "--ignore_cache" | "--ignore-cache" | "-w" => {}
+            "-f" | "--force" => opts.force = true,
+            "-q" | "--quiet" | "--ignore_cache" | "--ignore-cache" | "-w" => {}
             _ => words.push(a.clone()),
         }
     }
@@ -434,6 +436,15 @@ fn dispatch(
         }
         "save" => {
             let name = rest.first().map_or("default", String::as_str);
+            if engine.loaded().is_empty() && !opts.force {
+                // Lmod refuses to save nothing unless forced (status 1).
+                return Ok((
+                    format!(
+                        "mlmod Warning: You are trying to save an empty collection of modules in \"{name}\".\nIf this is what you want then enter:\n  $ module --force save {name}\n\n\n\n"
+                    ),
+                    false,
+                ));
+            }
             let path = crate::collection::save(engine, name)?;
             Ok((
                 format!(

@@ -1951,6 +1951,8 @@ fn messages_print_lmods_text() {
         (failing.clone(), "load nosuch", false),
         (failing.clone(), "spider nosuch", false),
         (failing.clone(), "spider late/1.0 nosuch", false),
+        // Nothing loaded: Lmod refuses to save an empty collection unless forced.
+        (failing.clone(), "save nothing-here; echo status=$?", false),
     ];
     if eb.is_dir() {
         let eb = fs::canonicalize(&eb).unwrap();
