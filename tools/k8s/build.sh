@@ -24,7 +24,7 @@ have_all() {
 }
 
 if have_all; then
-  echo "k8s test-cluster binaries present ($stamp) in:" >&2
+  echo "k8s test-cluster binaries present ($stamp) in $bin" >&2
   echo "$bin"
   exit 0
 fi

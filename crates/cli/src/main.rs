@@ -95,14 +95,14 @@ struct ReplayArgs {
     /// With reclaim, seconds after tenant A reclaims from tenant B during which B may
     /// not reclaim from A (stops two tenants trading pods at every departure).
     #[arg(long, value_name = "S", default_value_t = 600)]
-    reclaim_window: u64,
+    reclaim_window: i64,
     /// Cap the GPUs a tenant's pods of a class hold at once with a ClusterThrottle
     /// (repeatable), e.g. team-a:high=200. Runs the capped case after the others.
     #[arg(long, value_name = "TENANT:CLASS=GPUS")]
     cap: Vec<String>,
     /// Seed of the tenant draw, the node order and the policies' draws.
     #[arg(long, value_name = "S", default_value_t = 42)]
-    seed: u64,
+    seed: i64,
     /// Write replay.csv, timeline.csv, replay.json and three plots into DIR (created if
     /// missing; checked before the run).
     #[arg(long, value_name = "DIR")]
@@ -491,6 +491,20 @@ fn replay(args: ReplayArgs) -> Result<()> {
             bail!("--speedup: expected a positive number, got {k}");
         }
     }
+    // Whole numbers are taken signed so that a negative one gets this message, not a
+    // parse error.
+    let Ok(seed) = u64::try_from(args.seed) else {
+        bail!(
+            "--seed: expected a non-negative whole number, got {}",
+            args.seed
+        );
+    };
+    let Ok(reclaim_window) = u64::try_from(args.reclaim_window) else {
+        bail!(
+            "--reclaim-window: expected a non-negative number of seconds, got {}",
+            args.reclaim_window
+        );
+    };
     if let Some(f) = args.cluster_fraction {
         if !(f > 0.0 && f <= 1.0) {
             bail!("--cluster-fraction: expected a number in (0, 1], got {f}");
@@ -510,15 +524,10 @@ fn replay(args: ReplayArgs) -> Result<()> {
             let full = mlplane_sim::trace::load_nodes(n)?;
             let pods = mlplane_sim::trace::load_timed_pods(p, &full)?;
             let f = args.cluster_fraction.unwrap_or(TRACE_CLUSTER_FRACTION);
-            let cluster = mlplane_sim::synth::subsample(&full, f, args.seed);
+            let cluster = mlplane_sim::synth::subsample(&full, f, seed);
             let k = args.speedup.unwrap_or(TRACE_SPEEDUP);
-            let w = replay::Workload::from_trace(
-                std::sync::Arc::new(cluster),
-                pods,
-                tenants,
-                k,
-                args.seed,
-            )?;
+            let w =
+                replay::Workload::from_trace(std::sync::Arc::new(cluster), pods, tenants, k, seed)?;
             let label = format!(
                 "{} ({f} of its nodes) + {}, arrivals x{k}",
                 n.file_name().unwrap_or_default().to_string_lossy(),
@@ -527,10 +536,9 @@ fn replay(args: ReplayArgs) -> Result<()> {
             (w, label)
         }
         _ => {
-            let mut w = replay::Workload::builtin(tenants, args.seed)?;
+            let mut w = replay::Workload::builtin(tenants, seed)?;
             if let Some(f) = args.cluster_fraction {
-                w.cluster =
-                    std::sync::Arc::new(mlplane_sim::synth::subsample(&w.cluster, f, args.seed));
+                w.cluster = std::sync::Arc::new(mlplane_sim::synth::subsample(&w.cluster, f, seed));
             }
             if let Some(k) = args.speedup {
                 for j in &mut w.jobs {
@@ -555,9 +563,9 @@ fn replay(args: ReplayArgs) -> Result<()> {
             let mut c = replay::ReplayConfig::new(p);
             c.fair_share = f;
             c.reclaim = !args.no_reclaim;
-            c.reclaim_window_s = args.reclaim_window;
+            c.reclaim_window_s = reclaim_window;
             c.grace_s = args.grace;
-            c.seed = args.seed;
+            c.seed = seed;
             configs.push(c);
         }
     }
@@ -566,9 +574,9 @@ fn replay(args: ReplayArgs) -> Result<()> {
             let mut c = replay::ReplayConfig::new(p);
             c.fair_share = *fair.last().expect("one at least");
             c.reclaim = !args.no_reclaim;
-            c.reclaim_window_s = args.reclaim_window;
+            c.reclaim_window_s = reclaim_window;
             c.grace_s = args.grace;
-            c.seed = args.seed;
+            c.seed = seed;
             c.throttles = caps.clone();
             configs.push(c);
         }

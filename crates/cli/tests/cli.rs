@@ -635,6 +635,14 @@ fn replay_flags_are_checked_before_the_run() {
         "--speedup: expected a positive number, got -1",
     );
     fails_with(
+        &["replay", "--seed", "-1"],
+        "--seed: expected a non-negative whole number, got -1",
+    );
+    fails_with(
+        &["replay", "--reclaim-window", "-5"],
+        "--reclaim-window: expected a non-negative number of seconds, got -5",
+    );
+    fails_with(
         &["replay", "--grace", "-1"],
         "--grace: expected a non-negative number of seconds, got -1",
     );
