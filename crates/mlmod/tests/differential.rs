@@ -1560,6 +1560,10 @@ fn easybuild_tree() {
         .filter(|m| only_filter(m))
         .collect();
 
+    if sample.is_empty() {
+        eprintln!("easybuild walk: MLMOD_DIFF_ONLY matches no module; nothing to compare");
+        return;
+    }
     // A few shells, each running `module load X; module purge` for its share.
     let nshells = jobs().min(sample.len()).max(1);
     let mut chunks: Vec<Vec<String>> = vec![Vec::new(); nshells];
