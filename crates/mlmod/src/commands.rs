@@ -101,6 +101,7 @@ struct Opts {
     append: bool,
     version: bool,
     force: bool,
+    show_hidden: bool,
 }
 
 /// Runs `module ARGS...` (or `ml ARGS...` when `ml` is true) against the environment
@@ -120,6 +121,7 @@ pub fn run(env: HashMap<String, String>, shell: &str, args: &[String], ml: bool)
             "-a" | "--append" => opts.append = true,
             "--version" | "-v" | "-V" => opts.version = true,
             "-f" | "--force" => opts.force = true,
+            "--show_hidden" | "--show-hidden" => opts.show_hidden = true,
             "-q" | "--quiet" | "--ignore_cache" | "--ignore-cache" | "-w" => {}
             _ => words.push(a.clone()),
         }
@@ -679,6 +681,7 @@ fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
     let mut out = String::new();
     let mut legend_aliases = false;
     let mut legend_d = false;
+    let mut legend_h = false;
     let mut legend_l = false;
     let mut any = false;
     // A search string that is exactly a symbolic version (`Java/1.8` for
@@ -696,9 +699,44 @@ fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
                 .map(|v| format!("{sn}/{v}"))
         })
         .collect();
+    // Lmod 8.6 lists `module_alias` entries first, under "Global Aliases"; a search
+    // string keeps the aliases whose target contains it, and the heading stays even
+    // when none does (Master.lua's avail and terse_avail, checked against Debian's
+    // lmod).
+    if !tree.aliases.is_empty() {
+        let mut aliases: Vec<&(String, String)> = tree.aliases.iter().collect();
+        aliases.sort();
+        aliases.dedup_by(|a, b| a.0 == b.0);
+        aliases.retain(|(_, t)| {
+            filters.is_empty()
+                || filters
+                    .iter()
+                    .any(|p| t.to_lowercase().contains(&p.to_lowercase()))
+        });
+        if opts.terse {
+            for (a, t) in &aliases {
+                out += &format!("{a}(@{t})\n");
+            }
+        } else {
+            out += &format!("\n{}\n", banner("Global Aliases", width));
+            if aliases.is_empty() {
+                out.push('\n');
+            } else {
+                let rows: Vec<Vec<String>> = aliases
+                    .iter()
+                    .map(|(a, t)| vec!["  ".to_string(), format!("{a} -> {t}"), String::new()])
+                    .collect();
+                out += &column_table(&rows, width);
+                out.push('\n');
+            }
+        }
+    }
     for (di, dir) in tree.dirs.iter().enumerate() {
         let mut files: Vec<&ModuleFile> = tree
-            .visible()
+            .names
+            .values()
+            .flat_map(|e| e.files.iter())
+            .filter(|f| opts.show_hidden || !f.hidden)
             .filter(|f| f.dir == di)
             .filter(|f| {
                 filters.is_empty() || {
@@ -740,9 +778,7 @@ fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
                     out.push('/');
                     out.push_str(v);
                 }
-                if e.marked_default.is_some() && e.marked_default == f.version {
-                    out.push_str("(default)");
-                }
+                // Lmod 8.6's terse_avail marks no default.
                 out.push('\n');
             }
             continue;
@@ -764,11 +800,20 @@ fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
                 }
                 // With `-d` every line is a default, and Lmod marks none of them.
                 if !opts.defaults_only
-                    && e.files.iter().filter(|x| !x.hidden).count() > 1
+                    && e.files
+                        .iter()
+                        .filter(|x| opts.show_hidden || !x.hidden)
+                        .count()
+                        > 1
                     && is_default(&tree, f)
                 {
                     flags.push("D");
                     legend_d = true;
+                }
+                // `--show_hidden` lists hidden modules, marked H (Lmod 8.6).
+                if f.hidden {
+                    flags.push("H");
+                    legend_h = true;
                 }
                 let symbols: Vec<&str> = f
                     .version
@@ -823,6 +868,9 @@ fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
     }
     if legend_d {
         legend.push(("D", "Default Module"));
+    }
+    if legend_h {
+        legend.push(("H", "Hidden Module"));
     }
     if legend_l {
         legend.push(("L", "Module is loaded"));

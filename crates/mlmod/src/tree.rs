@@ -90,11 +90,16 @@ impl NameEntry {
 
     /// Symbolic versions that point at `version`.
     pub fn symbols_of(&self, version: &str) -> Vec<&str> {
-        self.symbols
+        let mut out: Vec<&str> = self
+            .symbols
             .iter()
             .filter(|(_, v)| v == version)
             .map(|(s, _)| s.as_str())
-            .collect()
+            .collect();
+        // Lmod lists them sorted (`(a:b:c)` for `module_version("z/1", "b", "c", "a")`).
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 }
 

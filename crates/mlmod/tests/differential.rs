@@ -1958,6 +1958,23 @@ fn messages_print_lmods_text() {
         // Nothing loaded: Lmod refuses to save an empty collection unless forced.
         (failing.clone(), "save nothing-here; echo status=$?", false),
     ];
+    // Global aliases, sorted symbolic versions, hidden modules with --show_hidden
+    // (H), and terse listings without "(default)", on the versions tree.
+    let versions = fs::canonicalize(trees_dir().join("versions")).unwrap();
+    for c in [
+        "avail",
+        "avail hid",
+        "avail aliased",
+        "avail mlal",
+        "-t avail",
+        "-t avail aliased",
+        "--show_hidden avail",
+        "--show_hidden avail hid dot",
+        "-t --show_hidden avail hid dot",
+        "-d avail",
+    ] {
+        cases.push((versions.clone(), c, true));
+    }
     if eb.is_dir() {
         let eb = fs::canonicalize(&eb).unwrap();
         cases.extend([
