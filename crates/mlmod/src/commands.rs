@@ -342,7 +342,7 @@ fn dispatch(
         "refresh" => Ok((String::new(), true)),
         "list" => Ok((list(engine, opts.terse), true)),
         "avail" => Ok((avail(engine, rest, opts), true)),
-        "spider" => Ok((spider(engine, rest, opts.terse)?, true)),
+        "spider" => Ok((spider(engine, rest, opts.terse, opts.show_hidden)?, true)),
         "show" => {
             need(rest, "show")?;
             let mut s = String::new();
@@ -973,11 +973,22 @@ fn raw_description_of(w: &[String]) -> String {
 
 const RULE: &str = "----------------------------------------------------------------------------";
 
-fn spider(engine: &Engine, rest: &[String], terse: bool) -> Result<String, ModError> {
+fn spider(
+    engine: &Engine,
+    rest: &[String],
+    terse: bool,
+    show_hidden: bool,
+) -> Result<String, ModError> {
     let (tree, needs) = engine.hierarchy();
-    // Every visible version of every name, across the hierarchy, without repeats.
+    // Every visible version of every name (hidden ones too with `--show_hidden`),
+    // across the hierarchy, without repeats.
     let mut by_name: std::collections::BTreeMap<String, Vec<&ModuleFile>> = Default::default();
-    for f in tree.visible() {
+    let listed = tree
+        .names
+        .values()
+        .flat_map(|e| e.files.iter())
+        .filter(|f| show_hidden || !f.hidden);
+    for f in listed {
         let v = by_name.entry(format!("{}/", f.sn)).or_default();
         if !v.iter().any(|g| g.full_name() == f.full_name()) {
             v.push(f);

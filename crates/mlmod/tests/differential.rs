@@ -1959,7 +1959,8 @@ fn messages_print_lmods_text() {
         (failing.clone(), "save nothing-here; echo status=$?", false),
     ];
     // Global aliases, sorted symbolic versions, hidden modules with --show_hidden
-    // (H), and terse listings without "(default)", on the versions tree.
+    // (avail marks them H; spider lists them), and terse listings without
+    // "(default)", on the versions tree.
     let versions = fs::canonicalize(trees_dir().join("versions")).unwrap();
     for c in [
         "avail",
@@ -1972,6 +1973,11 @@ fn messages_print_lmods_text() {
         "--show_hidden avail hid dot",
         "-t --show_hidden avail hid dot",
         "-d avail",
+        "--show_hidden spider",
+        "-t --show_hidden spider",
+        "--show_hidden spider hid",
+        "--show_hidden spider hid/3.0",
+        "--show_hidden spider dot",
     ] {
         cases.push((versions.clone(), c, true));
     }
