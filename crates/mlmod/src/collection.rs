@@ -66,16 +66,39 @@ fn check_name(name: &str) -> Result<(), ModError> {
 pub fn save(engine: &Engine, name: &str) -> Result<PathBuf, ModError> {
     check_name(name)?;
     let d = dir(engine)?;
+    let tree = engine.tree();
+    // A name loaded by a symbolic version (`modrc/stable`) is saved by the version it
+    // named, as Lmod saves `userName = "modrc/1.0"`; bare names and partial versions
+    // stay as typed, to be resolved again at restore.
+    let user_name = |typed: String, full: &str| -> String {
+        let symbolic = typed.rsplit_once('/').is_some_and(|(sn, v)| {
+            tree.names
+                .get(sn)
+                .is_some_and(|e| e.symbols.iter().any(|(s, _)| s == v))
+        });
+        if symbolic {
+            full.to_string()
+        } else {
+            typed
+        }
+    };
     let c = Collection {
         v: COLLECTION_FORMAT,
         modulepath: engine.modulepath(),
         modules: engine
             .loaded()
             .into_iter()
-            .map(|l| Member {
-                name: l.full_name(),
-                user: l.user,
-                user_name: if l.user { l.usr_name } else { String::new() },
+            .map(|l| {
+                let full = l.full_name();
+                Member {
+                    user_name: if l.user {
+                        user_name(l.usr_name, &full)
+                    } else {
+                        String::new()
+                    },
+                    name: full,
+                    user: l.user,
+                }
             })
             .collect(),
     };

@@ -102,6 +102,7 @@ struct Opts {
     version: bool,
     force: bool,
     show_hidden: bool,
+    regex: bool,
 }
 
 /// Runs `module ARGS...` (or `ml ARGS...` when `ml` is true) against the environment
@@ -117,6 +118,7 @@ pub fn run(env: HashMap<String, String>, shell: &str, args: &[String], ml: bool)
     for a in args {
         match a.as_str() {
             "-t" | "--terse" => opts.terse = true,
+            "-r" | "--regexp" => opts.regex = true,
             "-d" | "--default" => opts.defaults_only = true,
             "-a" | "--append" => opts.append = true,
             "--version" | "-v" | "-V" => opts.version = true,
@@ -342,7 +344,7 @@ fn dispatch(
         "refresh" => Ok((String::new(), true)),
         "list" => Ok((list(engine, opts.terse), true)),
         "avail" => Ok((avail(engine, rest, opts), true)),
-        "spider" => Ok((spider(engine, rest, opts.terse, opts.show_hidden)?, true)),
+        "spider" => Ok((spider(engine, rest, opts, opts.show_hidden)?, true)),
         "show" => {
             need(rest, "show")?;
             let mut s = String::new();
@@ -674,7 +676,32 @@ fn sort_files(files: &mut [&ModuleFile]) {
     files.sort_by(|a, b| slashed(a).cmp(slashed(b)).then_with(|| a.key.cmp(&b.key)));
 }
 
+/// Lua's `string.find` for `-r` searches, which Lmod runs its patterns with (so `%d`,
+/// `^`, `$`, `[...]`, `.-` mean what they mean to Lmod).
+struct LuaPattern(mlua::Lua);
+
+impl LuaPattern {
+    fn new() -> Result<Self, ModError> {
+        Ok(LuaPattern(mlua::Lua::new()))
+    }
+
+    /// True if `pattern` finds a match in `text`.
+    ///
+    /// # Errors
+    /// [`ModError::Usage`] naming a malformed pattern.
+    fn finds(&self, text: &str, pattern: &str) -> Result<bool, ModError> {
+        let bad = |e: mlua::Error| {
+            ModError::Usage(format!("-r: {pattern:?} is not a valid Lua pattern: {e}"))
+        };
+        let string: mlua::Table = self.0.globals().get("string").map_err(bad)?;
+        let find: mlua::Function = string.get("find").map_err(bad)?;
+        let r: mlua::Value = find.call((text, pattern)).map_err(bad)?;
+        Ok(!r.is_nil())
+    }
+}
+
 fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
+    let pattern = opts.regex.then(|| LuaPattern::new().ok()).flatten();
     let tree = engine.tree();
     let loaded = engine.loaded();
     let width = term_width(engine);
@@ -743,6 +770,9 @@ fn avail(engine: &Engine, filters: &[String], opts: &Opts) -> String {
                     let n = f.full_name();
                     filters.iter().zip(&aliased).any(|(p, alias)| match alias {
                         Some(target) => n == *target,
+                        None if opts.regex => pattern
+                            .as_ref()
+                            .is_some_and(|l| l.finds(&n, p).unwrap_or(false)),
                         None => n.to_lowercase().contains(&p.to_lowercase()),
                     })
                 }
@@ -976,9 +1006,10 @@ const RULE: &str = "------------------------------------------------------------
 fn spider(
     engine: &Engine,
     rest: &[String],
-    terse: bool,
+    opts: &Opts,
     show_hidden: bool,
 ) -> Result<String, ModError> {
+    let terse = opts.terse;
     let (tree, needs) = engine.hierarchy();
     // Every visible version of every name (hidden ones too with `--show_hidden`),
     // across the hierarchy, without repeats.
@@ -1045,11 +1076,43 @@ fn spider(
         out += &spider_footer();
         return Ok(with_spider_tail(out, false));
     }
+    // `-r`: every name the Lua pattern finds, each reported as if named, in name
+    // order (Lmod's `-r spider` matches with Lua's string.find).
+    // A pattern that is exactly a name or full name is searched as a name, as Lmod
+    // does (`-r spider ord1` still lists ord10 among the other matches).
+    let is_name = |p: &String| {
+        by_name.contains_key(&format!("{p}/"))
+            || by_name.values().flatten().any(|f| f.full_name() == *p)
+    };
+    if opts.regex && !rest.iter().all(is_name) {
+        let pattern = LuaPattern::new()?;
+        let mut out = String::new();
+        let mut found = false;
+        for key in by_name.keys() {
+            let sn = key.trim_end_matches('/');
+            let mut hit = false;
+            for p in rest {
+                hit |= pattern.finds(sn, p)?;
+            }
+            if hit {
+                found = true;
+                let sn = sn.to_string();
+                out += &spider_name(engine, &tree, &needs, &by_name, &sn, terse, false)?;
+            }
+        }
+        if !found {
+            return Err(ModError::Rule(format!(
+                "Unable to find: \"{}\".",
+                rest.join(" ")
+            )));
+        }
+        return Ok(with_spider_tail(out, terse));
+    }
     // Several names: each one's report, one tail, as Lmod; a name not found fails
     // the command.
     let mut out = String::new();
     for name in rest {
-        out += &spider_name(engine, &tree, &needs, &by_name, name, terse)?;
+        out += &spider_name(engine, &tree, &needs, &by_name, name, terse, true)?;
     }
     Ok(with_spider_tail(out, terse))
 }
@@ -1062,6 +1125,7 @@ fn spider_name(
     by_name: &std::collections::BTreeMap<String, Vec<&ModuleFile>>,
     name: &String,
     terse: bool,
+    list_others: bool,
 ) -> Result<String, ModError> {
     // Lmod's words (messageDir/en.lua, `e_Failed_2_Find`).
     let unable = || ModError::Rule(format!("Unable to find: \"{name}\"."));
@@ -1082,7 +1146,8 @@ fn spider_name(
         };
         let files = &by_name[&format!("{}/", f.sn)];
         // For a name, the other names that contain it (Lmod: possibleA).
-        let others: Others = if exact_name && exact_full.is_none() {
+        // Not for the names a `-r` pattern found: Lmod lists each alone.
+        let others: Others = if list_others && exact_name && exact_full.is_none() {
             let needle = name.to_ascii_lowercase();
             let mut v: Vec<String> = by_name
                 .values()

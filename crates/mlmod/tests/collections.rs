@@ -151,3 +151,27 @@ fn lmod_collections_are_read() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn a_symbolic_version_is_saved_as_the_version_it_named() {
+    // Lmod 8.6 saves `module load foo/stable` (stable -> 1.0) as `userName =
+    // "foo/1.0"` (checked by hand in ~/.lmod.d), so moving the symbol later does not
+    // change what the collection restores; a bare name is still resolved at restore.
+    let d = scratch("symbolic");
+    for v in ["1.0", "2.0"] {
+        std::fs::write(
+            d.join(format!("tree/foo/{v}.lua")),
+            format!("setenv(\"FOO_V\", \"{v}\")\n"),
+        )
+        .unwrap();
+    }
+    let rc = d.join("tree/foo/.modulerc.lua");
+    std::fs::write(&rc, "module_version(\"foo/1.0\", \"stable\")\n").unwrap();
+    let (_, err) = session(&d, "module load foo/stable && module save c", &[]);
+    assert!(!err.contains("error"), "{err}");
+    let text = std::fs::read_to_string(d.join("home/.mlmod.d/c.json")).unwrap();
+    assert!(text.contains("\"user_name\": \"foo/1.0\""), "{text}");
+    std::fs::write(&rc, "module_version(\"foo/2.0\", \"stable\")\n").unwrap();
+    let (out, _) = session(&d, "module restore c >/dev/null 2>&1; echo \"$FOO_V\"", &[]);
+    assert_eq!(out.trim(), "1.0");
+}

@@ -1978,6 +1978,13 @@ fn messages_print_lmods_text() {
         "--show_hidden spider hid",
         "--show_hidden spider hid/3.0",
         "--show_hidden spider dot",
+        // `-r`: Lua patterns, each name found reported alone; an exact name is a
+        // name search.
+        "-r spider ^ord",
+        "-r spider 'ord[12]$'",
+        "-t -r spider ^ord",
+        "-r spider ord1",
+        "-r avail 'ord%d0'",
     ] {
         cases.push((versions.clone(), c, true));
     }
@@ -1998,6 +2005,8 @@ fn messages_print_lmods_text() {
             (eb.clone(), "keyword BZIP2 compiler", true),
             (eb.clone(), "-t keyword bzip2", true),
             (eb.clone(), "keyword zzzqq", true),
+            (eb.clone(), "-r spider '^GCC'", true),
+            (eb.clone(), "-r avail '^Py'", true),
             (eb.clone(), "keyword", true),
             // ColumnTable layouts: list (numbers past 99), avail with its markers,
             // legend and tail, describe.
