@@ -1368,6 +1368,108 @@ fn install(lua: &Lua, base: &Table, inner0: &Rc<RefCell<Inner>>) -> mlua::Result
         }
         Ok(s)
     });
+    // Lmod's fileOps helpers (tools/fileOps.lua), same answers: the directory part
+    // keeps its trailing `/` ("./" without one), the extension its dot.
+    fn first(args: &MultiValue) -> Option<String> {
+        strings(args).into_iter().next()
+    }
+    fn dir_end(p: &str) -> Option<usize> {
+        p.rfind('/')
+    }
+    func!(
+        "dirname",
+        |_, _i: &Rc<RefCell<Inner>>, args: MultiValue| Ok(first(&args).map(|p| {
+            match dir_end(&p) {
+                Some(j) => p[..=j].to_string(),
+                None => "./".to_string(),
+            }
+        }))
+    );
+    func!(
+        "barefilename",
+        |_, _i: &Rc<RefCell<Inner>>, args: MultiValue| Ok(first(&args).map(|p| {
+            match dir_end(&p) {
+                Some(j) => p[j + 1..].to_string(),
+                None => p,
+            }
+        }))
+    );
+    func!(
+        "splitFileName",
+        |_, _i: &Rc<RefCell<Inner>>, args: MultiValue| {
+            let (d, f): (Option<String>, Option<String>) = first(&args)
+                .map(|p| match dir_end(&p) {
+                    Some(j) => (p[..=j].to_string(), p[j + 1..].to_string()),
+                    None => ("./".to_string(), p),
+                })
+                .unzip();
+            Ok((d, f))
+        }
+    );
+    // The last `.` at or after the last `/` (Lmod searches from the slash itself).
+    fn last_dot(p: &str) -> Option<usize> {
+        let from = dir_end(p).unwrap_or(0);
+        p[from..].rfind('.').map(|k| from + k)
+    }
+    func!(
+        "extname",
+        |_, _i: &Rc<RefCell<Inner>>, args: MultiValue| Ok(first(&args).map(|p| {
+            match last_dot(&p) {
+                Some(k) => p[k..].to_string(),
+                None => String::new(),
+            }
+        }))
+    );
+    func!("removeExt", |_,
+                        _i: &Rc<RefCell<Inner>>,
+                        args: MultiValue| Ok(
+        first(&args).map(|p| match last_dot(&p) {
+            Some(k) => p[..k].to_string(),
+            None => p,
+        })
+    ));
+    // isDir follows a symbolic link; isFile is true for a regular file or any link.
+    func!("isDir", |_, _i: &Rc<RefCell<Inner>>, args: MultiValue| Ok(
+        first(&args).is_some_and(|p| std::fs::metadata(p).is_ok_and(|m| m.is_dir()))
+    ));
+    func!("isFile", |_, _i: &Rc<RefCell<Inner>>, args: MultiValue| Ok(
+        first(&args).is_some_and(|p| {
+            std::fs::symlink_metadata(p)
+                .is_ok_and(|m| m.file_type().is_file() || m.file_type().is_symlink())
+        })
+    ));
+    func!("is_spider", |_,
+                        inner: &Rc<RefCell<Inner>>,
+                        _a: MultiValue| Ok(
+        inner.borrow().mode().name() == "spider"
+    ));
+    // Lmod's parseVersion, the key versions sort by.
+    func!(
+        "convertToCanonical",
+        |_, _i: &Rc<RefCell<Inner>>, args: MultiValue| Ok(
+            first(&args).map(|v| crate::version::version_key(&v))
+        )
+    );
+    // As Lmod's MasterControl:userInGroups: a word of `groups` names one of them, or
+    // the user is root (`id -u` is 0).
+    let in_groups = |wanted: Vec<String>| -> bool {
+        let run = |cmd: &str, args: &[&str]| {
+            std::process::Command::new(cmd)
+                .args(args)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        };
+        run("groups", &[])
+            .split([' ', '\n'])
+            .any(|g| !g.is_empty() && wanted.iter().any(|w| w == g))
+            || run("id", &["-u"]).trim() == "0"
+    };
+    for n in ["userInGroups", "userInGroup"] {
+        func!(n, |_, _i: &Rc<RefCell<Inner>>, args: MultiValue| Ok(
+            in_groups(strings(&args))
+        ));
+    }
     // Lmod's rc-file verbs are harmless no-ops inside a modulefile.
     for n in [
         "module_version",
