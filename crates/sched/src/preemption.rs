@@ -176,14 +176,8 @@ pub struct Shares {
     weights: BTreeMap<String, f64>,
 }
 
-/// What a placed pod holds: [CPU millicores, GPU compute milli, GPU memory MiB].
 fn held(b: &Bound) -> [u64; 3] {
-    let mut a = [b.pod.cpu_milli, 0, 0];
-    for g in &b.placement.grants {
-        a[1] += u64::from(g.compute_milli);
-        a[2] += g.memory_mib;
-    }
-    a
+    b.held()
 }
 
 /// What `pod` would hold on `node`: its CPU, and its GPU request at the charge of the

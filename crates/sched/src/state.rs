@@ -470,6 +470,19 @@ pub struct Bound {
     pub seq: u64,
 }
 
+impl Bound {
+    /// What the pod holds: [CPU millicores, GPU compute milli-GPU, GPU memory MiB]
+    /// (the dimensions of tenants' dominant shares).
+    pub fn held(&self) -> [u64; 3] {
+        let mut a = [self.pod.cpu_milli, 0, 0];
+        for g in &self.placement.grants {
+            a[1] += u64::from(g.compute_milli);
+            a[2] += g.memory_mib;
+        }
+        a
+    }
+}
+
 /// Why [`ClusterState::assume`] refused a placement.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("pod {pod:?} on node {node}: {why}")]

@@ -780,15 +780,7 @@ pub fn replay(
     let mut last_ms = u64::MAX;
     let total_gpu_milli = totals[1].max(1.0);
 
-    let held = |state: &ClusterState, id: PodId| -> [u64; 3] {
-        let b = state.bound(id).expect("bound");
-        let mut a = [b.pod.cpu_milli, 0, 0];
-        for g in &b.placement.grants {
-            a[1] += u64::from(g.compute_milli);
-            a[2] += g.memory_mib;
-        }
-        a
-    };
+    let held = |state: &ClusterState, id: PodId| state.bound(id).expect("bound").held();
 
     while let Some(Reverse((ms, _, _, e))) = ev.heap.pop() {
         let now = ms as f64 / 1000.0;
